@@ -1,0 +1,230 @@
+/**
+ * The secret catalog: the one place that lists secrets. Validation, rendering, triggers,
+ * the `just` tooling, the README's "what lives where" table and the tests all derive from
+ * this table; nothing else may name a secret.
+ */
+
+/** Stack kinds that read bootstrap-tier secrets from the SOPS environment. */
+export type StackKind = "hetzner" | "cluster";
+
+/** The two files the program renders onto the VPS. */
+export type VpsFile = ".secrets.env" | ".env";
+
+/** Where a secret ends up. `program` means it is only used by Pulumi providers. */
+export type Destination = VpsFile | "program" | "cluster";
+
+/** Services of cloud/bifrost/docker-compose.yml. */
+export const composeServices = [
+  "traefik",
+  "authentik-postgres",
+  "authentik-server",
+  "authentik-worker",
+  "netbird-server",
+  "netbird-dashboard",
+  "netbird-proxy",
+  "netbird-agent",
+] as const;
+export type ComposeService = (typeof composeServices)[number];
+
+export type Rotation =
+  | { kind: "yes"; note?: string }
+  | { kind: "with care"; note: string }
+  | { kind: "never"; note: string }
+  | { kind: "follows"; key: string };
+
+export interface Format {
+  /** What the value must look like, as shown to the operator. Never mentions a value. */
+  readonly rule: string;
+  readonly test: (value: string) => boolean;
+}
+
+export interface CatalogEntry {
+  /** Key in secrets/bootstrap.sops.yaml (and so the environment variable `sops exec-env` sets). */
+  readonly key: string;
+  /** How consumers receive it, as shown in the README. */
+  readonly deliveredAs: string;
+  /** Where it ends up. */
+  readonly where: readonly Destination[];
+  /** Stacks that refuse to run without it. Empty for optional and minted entries. */
+  readonly requiredFor: readonly StackKind[];
+  /** Set on optional entries: the stacks that use it when present, and what is skipped without it. */
+  readonly optional?: { readonly for: readonly StackKind[]; readonly skips: ComposeService };
+  /** `minted`: created on the VPS by the bootstrap, never in SOPS. */
+  readonly source: "sops" | "minted";
+  /** Absent for minted entries: the program never sees them. */
+  readonly format?: Format;
+  /** How an operator obtains a value (a shell command or where to click). */
+  readonly generate?: string;
+  readonly rotation: Rotation;
+  /** Compose services whose configuration references this secret (environment or a mounted rendered file). */
+  readonly consumers: readonly ComposeService[];
+}
+
+const base64Bytes = (value: string): number | undefined => {
+  if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(value)) return undefined;
+  return Buffer.from(value, "base64").length;
+};
+
+const printableWithoutQuotes = (value: string): boolean => /^[\x20-\x7e]*$/.test(value) && !/["']/.test(value);
+
+export const catalog: readonly CatalogEntry[] = [
+  {
+    key: "HCLOUD_TOKEN",
+    deliveredAs: "hcloud provider token",
+    where: ["program"],
+    requiredFor: ["hetzner"],
+    source: "sops",
+    format: { rule: "exactly 64 characters [A-Za-z0-9]", test: (v) => /^[A-Za-z0-9]{64}$/.test(v) },
+    generate: "Hetzner Cloud console → project → Security → API tokens → Generate (Read & Write)",
+    rotation: { kind: "yes" },
+    consumers: [],
+  },
+  {
+    key: "CLOUDFLARE_API_TOKEN",
+    deliveredAs: "CF_DNS_API_TOKEN (Traefik ACME DNS-01); cloudflare provider; k8s `cert-manager/cloudflare-api-token`",
+    where: [".secrets.env", "program", "cluster"],
+    requiredFor: ["hetzner", "cluster"],
+    source: "sops",
+    format: { rule: "at least 40 characters [A-Za-z0-9_-]", test: (v) => /^[A-Za-z0-9_-]{40,}$/.test(v) },
+    generate: "Cloudflare dashboard → My Profile → API Tokens → Create (Zone:Zone:Read + Zone:DNS:Edit on the zone)",
+    rotation: { kind: "yes" },
+    consumers: ["traefik"],
+  },
+  {
+    key: "AUTHENTIK_TOKEN",
+    deliveredAs: "AUTHENTIK_BOOTSTRAP_TOKEN; also the key of the minted API token that becomes NB_IDP_MGMT_TOKEN",
+    where: [".secrets.env"],
+    requiredFor: ["hetzner"],
+    source: "sops",
+    format: { rule: "at least 32 characters [A-Za-z0-9]", test: (v) => /^[A-Za-z0-9]{32,}$/.test(v) },
+    generate: "openssl rand -hex 32",
+    rotation: { kind: "yes", note: "the minted token's key follows" },
+    consumers: ["authentik-server", "authentik-worker"],
+  },
+  {
+    key: "AUTHENTIK_SECRET_KEY",
+    deliveredAs: "AUTHENTIK_SECRET_KEY",
+    where: [".env"],
+    requiredFor: ["hetzner"],
+    source: "sops",
+    format: {
+      rule: "at least 50 printable ASCII characters, no quote",
+      test: (v) => v.length >= 50 && printableWithoutQuotes(v),
+    },
+    generate: "openssl rand -base64 60 | tr -d '\\n'",
+    rotation: { kind: "with care", note: "sessions end" },
+    consumers: ["authentik-server", "authentik-worker"],
+  },
+  {
+    key: "AUTHENTIK_POSTGRESQL_PASSWORD",
+    deliveredAs: "AUTHENTIK_POSTGRESQL_PASSWORD (also POSTGRES_PASSWORD)",
+    where: [".env"],
+    requiredFor: ["hetzner"],
+    source: "sops",
+    format: {
+      rule: "at least 16 printable ASCII characters, no quote",
+      test: (v) => v.length >= 16 && printableWithoutQuotes(v),
+    },
+    generate: "openssl rand -base64 36 | tr -d '\\n'",
+    rotation: {
+      kind: "with care",
+      note: "Postgres only reads it at first init; the bootstrap changes the role's password in the database",
+    },
+    consumers: ["authentik-postgres", "authentik-server", "authentik-worker"],
+  },
+  {
+    key: "NB_DATA_STORE_KEY",
+    deliveredAs: "store.encryptionKey in NetBird config",
+    where: [".secrets.env"],
+    requiredFor: ["hetzner"],
+    source: "sops",
+    format: { rule: "base64 of exactly 32 bytes", test: (v) => base64Bytes(v) === 32 },
+    generate: "openssl rand -base64 32",
+    rotation: { kind: "never", note: "NetBird's database is encrypted with it" },
+    consumers: ["netbird-server"],
+  },
+  {
+    key: "NB_RELAY_SECRET",
+    deliveredAs: "authSecret in NetBird config",
+    where: [".secrets.env"],
+    requiredFor: ["hetzner"],
+    source: "sops",
+    format: { rule: "base64 of at least 32 bytes", test: (v) => (base64Bytes(v) ?? 0) >= 32 },
+    generate: "openssl rand -base64 32",
+    rotation: { kind: "yes", note: "all peers reconnect" },
+    consumers: ["netbird-server"],
+  },
+  {
+    key: "NB_PROXY_TOKEN",
+    deliveredAs: "netbird-proxy token",
+    where: [".secrets.env"],
+    requiredFor: [],
+    optional: { for: ["hetzner"], skips: "netbird-proxy" },
+    source: "sops",
+    format: { rule: "a NetBird personal access token (nbp_ and 36 characters [A-Za-z0-9])", test: (v) => /^nbp_[A-Za-z0-9]{36}$/.test(v) },
+    generate: "NetBird dashboard → Team → Service Users → create → Create Token",
+    rotation: { kind: "yes" },
+    consumers: ["netbird-proxy"],
+  },
+  {
+    key: "NB_BIFROST_SETUP_KEY",
+    deliveredAs: "netbird-agent setup key",
+    where: [".secrets.env"],
+    requiredFor: [],
+    optional: { for: ["hetzner"], skips: "netbird-agent" },
+    source: "sops",
+    format: {
+      rule: "a NetBird setup key (UUID, 8-4-4-4-12 hex digits)",
+      test: (v) => /^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/.test(v),
+    },
+    generate: "NetBird dashboard → Setup Keys → Create Setup Key",
+    rotation: { kind: "yes" },
+    consumers: ["netbird-agent"],
+  },
+  {
+    key: "OPENBAO_UNSEAL_KEY",
+    deliveredAs: "k8s `openbao/openbao-unseal-key` (key `unseal-key`)",
+    where: ["cluster"],
+    requiredFor: ["cluster"],
+    source: "sops",
+    format: { rule: "base64", test: (v) => (base64Bytes(v) ?? 0) > 0 },
+    generate: "bao operator init -key-shares=1 -key-threshold=1 (the Unseal Key 1 line)",
+    rotation: { kind: "yes", note: "redeploy OpenBao" },
+    consumers: [],
+  },
+  {
+    key: "NB_IDP_MGMT_TOKEN",
+    deliveredAs: "minted on the VPS by the bootstrap, never in SOPS",
+    where: [".secrets.env"],
+    requiredFor: [],
+    source: "minted",
+    rotation: { kind: "follows", key: "AUTHENTIK_TOKEN" },
+    consumers: ["netbird-server"],
+  },
+];
+
+export function entry(key: string): CatalogEntry {
+  const found = catalog.find((e) => e.key === key);
+  if (!found) throw new Error(`${key} is not in the secret catalog`);
+  return found;
+}
+
+/** Entries the program reads from the SOPS environment for a stack: required and optional. */
+export function entriesFor(stack: StackKind): CatalogEntry[] {
+  return catalog.filter((e) => e.source === "sops" && (e.requiredFor.includes(stack) || e.optional?.for.includes(stack)));
+}
+
+/** Entries written into one of the rendered VPS files by the program (minted ones are the bootstrap's). */
+export function entriesIn(file: VpsFile): CatalogEntry[] {
+  return catalog.filter((e) => e.source === "sops" && e.where.includes(file));
+}
+
+/**
+ * Services that are recreated or restarted when `key` changes: its own consumers and those
+ * of every entry whose rotation follows it.
+ */
+export function blastRadius(key: string): ComposeService[] {
+  const followers = catalog.filter((e) => e.rotation.kind === "follows" && e.rotation.key === key);
+  const services = new Set<ComposeService>([entry(key), ...followers].flatMap((e) => e.consumers));
+  return composeServices.filter((s) => services.has(s));
+}
