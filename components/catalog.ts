@@ -5,7 +5,7 @@
  */
 
 /** Stack kinds that read bootstrap-tier secrets from the SOPS environment. */
-export type StackKind = "hetzner" | "cluster";
+export type StackKind = "hetzner" | "hetzner-data" | "cluster";
 
 /** The two files the program renders onto the VPS. */
 export type VpsFile = ".secrets.env" | ".env";
@@ -72,7 +72,7 @@ export const catalog: readonly CatalogEntry[] = [
     key: "HCLOUD_TOKEN",
     deliveredAs: "hcloud provider token",
     where: ["program"],
-    requiredFor: ["hetzner"],
+    requiredFor: ["hetzner", "hetzner-data"],
     source: "sops",
     format: { rule: "exactly 64 characters [A-Za-z0-9]", test: (v) => /^[A-Za-z0-9]{64}$/.test(v) },
     generate: "Hetzner Cloud console → project → Security → API tokens → Generate (Read & Write)",

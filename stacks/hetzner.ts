@@ -1,0 +1,151 @@
+/**
+ * The hetzner stack: env → config → render → cloud → ship → bootstrap, data moving one way.
+ * Every input is checked before the first resource is registered.
+ */
+import * as cloudflare from "@pulumi/cloudflare";
+import type { types } from "@pulumi/command";
+import * as hcloud from "@pulumi/hcloud";
+import * as pulumi from "@pulumi/pulumi";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { BifrostBootstrap } from "../components/bifrostBootstrap";
+import { BifrostBundle } from "../components/bifrostBundle";
+import { BifrostDns } from "../components/bifrostDns";
+import { BifrostServer } from "../components/bifrostServer";
+import { checkSecrets, ConfigError, wrapSecrets, type Environment, type Problem } from "../components/env";
+import { hashDirectory, secretFingerprints } from "../components/fingerprint";
+import { bundleDir, cloudInitFile } from "../components/paths";
+import { renderEnv, renderSecretsEnv, type VpsSettings } from "../components/render";
+import { checkHetznerSettings, reservedLabels, type HetznerSettings } from "../components/stackConfig";
+
+const remoteDir = "/etc/bifrost";
+
+type SshAuth = Pick<types.input.remote.ConnectionArgs, "privateKey" | "agentSocketPath">;
+
+/** The SSH private key from the configured path, else the running ssh-agent; secret either way. */
+function sshAuth(settings: HetznerSettings, env: Environment): { auth?: SshAuth; problems: Problem[] } {
+  const key = "core:sshPrivateKeyPath";
+  if (settings.sshPrivateKeyPath !== undefined) {
+    const path = settings.sshPrivateKeyPath.replace(/^~(?=\/)/, homedir());
+    try {
+      return { auth: { privateKey: pulumi.secret(readFileSync(path, "utf8")) }, problems: [] };
+    } catch {
+      return { problems: [{ key, problem: "the file it names cannot be read" }] };
+    }
+  }
+  if (env.SSH_AUTH_SOCK) return { auth: { agentSocketPath: env.SSH_AUTH_SOCK }, problems: [] };
+  return { problems: [{ key, problem: "not set and no ssh-agent is running (SSH_AUTH_SOCK is empty)" }] };
+}
+
+/** The hetzner-data stack's outputs this stack attaches. */
+function dataStack(name: string, location: string) {
+  const ref = new pulumi.StackReference("data", { name });
+  const number = (output: string) => ref.requireOutput(output).apply(Number);
+  return {
+    location: ref.requireOutput("location").apply((dataLocation) => {
+      if (dataLocation !== location) {
+        throw new Error(`core:location is ${location} but the volume and addresses of ${name} are in ${dataLocation}; they must match`);
+      }
+      return location;
+    }),
+    volumeId: number("volumeId"),
+    ipv4Id: number("ipv4Id"),
+    ipv4Address: ref.requireOutput("ipv4Address") as pulumi.Output<string>,
+    ipv6Id: number("ipv6Id"),
+    ipv6Address: ref.requireOutput("ipv6Address") as pulumi.Output<string>,
+  };
+}
+
+export function hetzner(env: Environment = process.env) {
+  const config = new pulumi.Config("core");
+
+  // 1. env → config
+  const secrets = checkSecrets("hetzner", env);
+  const stack = checkHetznerSettings((k) => config.get(k));
+  const ssh = stack.settings ? sshAuth(stack.settings, env) : { problems: [] };
+  const problems = [...secrets.problems, ...stack.problems, ...ssh.problems];
+  if (problems.length > 0 || !stack.settings || !ssh.auth) throw new ConfigError("hetzner stack", problems);
+  const settings = stack.settings;
+  const secretInputs = wrapSecrets(secrets.values);
+  const userData = readFileSync(cloudInitFile, "utf8");
+  const bundleHash = hashDirectory(bundleDir);
+  pulumi.log.info(`checked ${Object.keys(secrets.values).length} secrets and the stack config`);
+
+  const hcloudProvider = new hcloud.Provider("hcloud", { token: secretInputs.HCLOUD_TOKEN });
+  const cloudflareProvider = new cloudflare.Provider("cloudflare", { apiToken: secretInputs.CLOUDFLARE_API_TOKEN });
+  const data = dataStack(settings.dataStack, settings.location);
+
+  // 2. render
+  const vpsSettings = data.volumeId.apply(
+    (volumeId): VpsSettings => ({
+      domain: settings.domain,
+      acmeEmail: settings.acmeEmail,
+      publicServices: settings.publicServices,
+      dataRoot: settings.dataRoot,
+      // Hetzner's stable name for a volume's block device, whatever order the kernel finds it in.
+      volumeDevice: `/dev/disk/by-id/scsi-0HC_Volume_${volumeId}`,
+    }),
+  );
+  const secretValues = pulumi.all(secretInputs);
+  const envFiles = {
+    ".env": pulumi.all([vpsSettings, secretValues]).apply(([s, v]) => renderEnv(s, v)),
+    ".secrets.env": secretValues.apply(renderSecretsEnv),
+  };
+
+  // 3. cloud
+  const server = new BifrostServer("bifrost", {
+    name: settings.name,
+    serverType: settings.serverType,
+    image: settings.image,
+    location: data.location,
+    sshPublicKey: settings.sshPublicKey,
+    operatorSshSources: settings.operatorSshSources,
+    extraFirewallRules: settings.extraFirewallRules,
+    userData,
+    primaryIpv4Id: data.ipv4Id,
+    primaryIpv6Id: data.ipv6Id,
+    volumeId: data.volumeId,
+    provider: hcloudProvider,
+  });
+  new BifrostDns("bifrost", {
+    zoneName: settings.cloudflareZone,
+    domain: settings.domain,
+    labels: [...reservedLabels, "*.proxy", ...settings.publicServices.map((s) => s.name)],
+    ipv4: data.ipv4Address,
+    ipv6: data.ipv6Address,
+    provider: cloudflareProvider,
+  });
+
+  // 4. ship
+  const connection: types.input.remote.ConnectionArgs = { host: data.ipv4Address, user: settings.sshUser, ...ssh.auth };
+  const bundle = new BifrostBundle(
+    "bifrost",
+    { connection, bundleDir, remoteDir, bundleHash, envFiles },
+    { dependsOn: server },
+  );
+
+  // 5. bootstrap
+  new BifrostBootstrap(
+    "bifrost",
+    {
+      connection,
+      script: `${remoteDir}/bootstrap.sh`,
+      bundleHash,
+      settingsHash: vpsSettings.apply((s) => createHash("sha256").update(JSON.stringify(s)).digest("hex")),
+      secretFingerprints: secretFingerprints(secrets.values),
+    },
+    { dependsOn: [bundle, server] },
+  );
+
+  const url = (label: string) => `https://${label}.${settings.domain}`;
+  return {
+    ipv4: data.ipv4Address,
+    ipv6: data.ipv6Address,
+    urls: {
+      authentik: url("auth"),
+      netbird: url("netbird"),
+      services: Object.fromEntries(settings.publicServices.map((s) => [s.name, url(s.name)])),
+    },
+  };
+}

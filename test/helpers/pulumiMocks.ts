@@ -1,0 +1,196 @@
+/**
+ * Runs a stack program under `pulumi.runtime.setMocks` and records what it registers.
+ * No CLI, no provider plugin: the mocks answer every resource and invoke.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { vi } from "vitest";
+
+/** The marker Pulumi's serializer puts on a secret value. */
+export const secretSig = "4dabf18193072939515e22adb298388d";
+const secretValue = "1b47061264138c4ac30d75fd1eb44270";
+
+export interface Registered {
+  readonly type: string;
+  readonly name: string;
+  readonly inputs: Record<string, unknown>;
+  readonly id: string;
+  /** Filled from the raw registration request, which the Mocks interface does not show. */
+  urn?: string;
+  parent?: string;
+  dependencies?: string[];
+  protect?: boolean;
+}
+
+export interface Run {
+  readonly resources: Registered[];
+  readonly outputs?: Record<string, unknown>;
+  readonly error?: Error;
+  /** Everything the program printed (stdout, stderr, console, pulumi.log). */
+  readonly printed: string;
+}
+
+/** Outputs of the mocked hetzner-data stack the hetzner stack reads through its StackReference. */
+export const dataStackOutputs = {
+  location: "fsn1",
+  volumeId: 4242,
+  ipv4Id: 5151,
+  ipv4Address: "203.0.113.7",
+  ipv6Id: 6262,
+  ipv6Address: "2001:db8:42::1",
+};
+
+export const hetznerConfig: Record<string, string> = {
+  "core:kind": "hetzner",
+  "core:name": "bifrost",
+  "core:domain": "edge.example.test",
+  "core:cloudflareZone": "example.test",
+  "core:acmeEmail": "ops@example.test",
+  "core:serverType": "cx22",
+  "core:image": "debian-13",
+  "core:location": "fsn1",
+  "core:sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKeyTestKeyTestKeyTestKeyTestKeyTest test@host",
+  "core:operatorSshSources": JSON.stringify(["192.0.2.10/32", "2001:db8:1::/48"]),
+  "core:publicServices": JSON.stringify([{ name: "grafana", upstream: "http://100.64.0.10:3000" }]),
+  "core:dataStack": "test-org/core/hetzner-data",
+};
+
+export const hetznerDataConfig: Record<string, string> = {
+  "core:kind": "hetzner-data",
+  "core:name": "bifrost",
+  "core:location": "fsn1",
+  "core:volumeSizeGb": "20",
+};
+
+let nextId = 1000;
+
+function mocks(resources: Registered[], dataOutputs: Record<string, unknown>): pulumi.runtime.Mocks {
+  return {
+    newResource(args) {
+      const id = args.type === "pulumi:pulumi:StackReference" ? args.inputs.name : String(nextId++);
+      resources.push({ type: args.type, name: args.name, inputs: args.inputs, id });
+      switch (args.type) {
+        case "pulumi:pulumi:StackReference":
+          return { id, state: { name: args.inputs.name, outputs: dataOutputs, secretOutputNames: [] } };
+        case "hcloud:index/primaryIp:PrimaryIp":
+          return { id, state: { ...args.inputs, ipAddress: args.inputs.type === "ipv4" ? "198.51.100.1" : "2001:db8:99::1" } };
+        default:
+          return { id, state: args.inputs };
+      }
+    },
+    call(args) {
+      if (args.token === "cloudflare:index/getZone:getZone") {
+        return { id: "zone-for-test", zoneId: "zone-for-test", name: args.inputs.filter?.name };
+      }
+      throw new Error(`unexpected invoke ${args.token}`);
+    },
+  };
+}
+
+interface RegisterRequest {
+  getType(): string;
+  getName(): string;
+  getParent(): string;
+  getDependenciesList(): string[];
+  getProtect(): boolean;
+}
+type Callback = (err: unknown, response?: { getUrn(): string }) => void;
+
+/** Adds parent, dependencies and protect to each registered resource: the request has them, the mocks do not. */
+function recordRequests(resources: Registered[]): void {
+  const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(req: RegisterRequest, cb: Callback): void };
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req, cb) =>
+    register(req, (err, response) => {
+      const r = resources.find((x) => x.type === req.getType() && x.name === req.getName() && x.urn === undefined);
+      if (r && response) {
+        r.urn = response.getUrn();
+        r.parent = req.getParent();
+        r.dependencies = req.getDependenciesList();
+        r.protect = req.getProtect();
+      }
+      cb(err, response);
+    });
+}
+
+/** Lets the mock monitor finish every registration the program started. */
+async function settle(resources: Registered[]): Promise<void> {
+  let seen = -1;
+  while (seen !== resources.length) {
+    seen = resources.length;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface RunOptions {
+  readonly stack: "hetzner" | "hetzner-data";
+  readonly config: Record<string, string>;
+  /** The SOPS environment the program sees (plus SSH_AUTH_SOCK etc.). */
+  readonly env: Record<string, string | undefined>;
+  readonly preview?: boolean;
+  readonly dataOutputs?: Record<string, unknown>;
+}
+
+/** Runs index.ts, the real entry point, for one stack and collects what it did. */
+export async function runProgram(opts: RunOptions): Promise<Run> {
+  const resources: Registered[] = [];
+  const printed: string[] = [];
+  const capture = (chunk: unknown) => {
+    printed.push(String(chunk));
+    return true;
+  };
+  const spies = [
+    vi.spyOn(process.stdout, "write").mockImplementation(capture),
+    vi.spyOn(process.stderr, "write").mockImplementation(capture),
+    ...(["log", "info", "warn", "error", "debug"] as const).map((m) =>
+      vi.spyOn(console, m).mockImplementation((...a: unknown[]) => void capture(a.map(String).join(" "))),
+    ),
+  ];
+  const savedEnv = process.env;
+  process.env = { ...opts.env, PULUMI_CONFIG: JSON.stringify(opts.config) };
+  try {
+    await pulumi.runtime.setMocks(mocks(resources, opts.dataOutputs ?? dataStackOutputs), "core", opts.stack, opts.preview ?? false);
+    recordRequests(resources);
+    // The runtime caches PULUMI_CONFIG after its first read; set it again for this run.
+    pulumi.runtime.setAllConfig(opts.config);
+    vi.resetModules();
+    let outputs: Record<string, unknown> | undefined;
+    let error: Error | undefined;
+    try {
+      outputs = (await import("../../index")).default as Record<string, unknown>;
+    } catch (e) {
+      error = e as Error;
+    }
+    await settle(resources);
+    const resolved = outputs ? await resolveOutputs(outputs) : undefined;
+    return { resources, outputs: resolved, error, printed: printed.join("") };
+  } finally {
+    process.env = savedEnv;
+    for (const s of spies) s.mockRestore();
+  }
+}
+
+async function resolveOutputs(outputs: Record<string, unknown>): Promise<Record<string, unknown>> {
+  return new Promise((resolve) => pulumi.output(outputs).apply((v) => resolve(v as Record<string, unknown>)));
+}
+
+/** Inputs with every secret-wrapped node removed: what Pulumi would store in clear. */
+export function withoutSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutSecrets);
+  if (value && typeof value === "object") {
+    const o = value as Record<string, unknown>;
+    if (o[secretSig] === secretValue) return "[secret]";
+    return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, withoutSecrets(v)]));
+  }
+  return value;
+}
+
+export function isSecretNode(value: unknown): boolean {
+  return !!value && typeof value === "object" && (value as Record<string, unknown>)[secretSig] === secretValue;
+}
+
+export const byType = (run: Run, type: string) => run.resources.filter((r) => r.type === type);
+export const one = (run: Run, type: string, nameIncludes = "") => {
+  const found = byType(run, type).filter((r) => r.name.includes(nameIncludes));
+  if (found.length !== 1) throw new Error(`expected one ${type} named *${nameIncludes}*, found ${found.length}`);
+  return found[0];
+};

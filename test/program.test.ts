@@ -1,0 +1,137 @@
+/** The hetzner program's resource graph under mocks: what it creates, from which config, in which order. */
+import { beforeAll, describe, expect, it } from "vitest";
+import { canaryEnv } from "./helpers/canaries";
+import { byType, dataStackOutputs, hetznerConfig, one, runProgram, withoutSecrets, type Run } from "./helpers/pulumiMocks";
+
+const env = { ...canaryEnv("hetzner"), SSH_AUTH_SOCK: "/run/user/1000/ssh-agent.sock" };
+
+describe("hetzner program", () => {
+  let run: Run;
+  beforeAll(async () => {
+    run = await runProgram({ stack: "hetzner", config: hetznerConfig, env });
+  });
+
+  it("runs without error and exports the addresses and URLs", () => {
+    expect(run.error).toBeUndefined();
+    expect(run.outputs).toEqual({
+      ipv4: dataStackOutputs.ipv4Address,
+      ipv6: dataStackOutputs.ipv6Address,
+      urls: {
+        authentik: "https://auth.edge.example.test",
+        netbird: "https://netbird.edge.example.test",
+        services: { grafana: "https://grafana.edge.example.test" },
+      },
+    });
+  });
+
+  it("registers one component per concern, each child parented to its component", () => {
+    const components = run.resources.filter((r) => r.type.startsWith("homelab:core:")).map((r) => r.type).sort();
+    expect(components).toEqual([
+      "homelab:core:BifrostBootstrap",
+      "homelab:core:BifrostBundle",
+      "homelab:core:BifrostDns",
+      "homelab:core:BifrostServer",
+    ]);
+    const parentOf = (type: string) => run.resources.find((r) => r.urn === one(run, type).parent)?.type;
+    expect(parentOf("hcloud:index/server:Server")).toBe("homelab:core:BifrostServer");
+    expect(parentOf("hcloud:index/firewall:Firewall")).toBe("homelab:core:BifrostServer");
+    expect(parentOf("hcloud:index/volumeAttachment:VolumeAttachment")).toBe("homelab:core:BifrostServer");
+    expect(parentOf("command:remote:CopyToRemote")).toBe("homelab:core:BifrostBundle");
+    for (const r of byType(run, "cloudflare:index/dnsRecord:DnsRecord")) {
+      expect(run.resources.find((p) => p.urn === r.parent)?.type).toBe("homelab:core:BifrostDns");
+    }
+  });
+
+  it("opens 80/443 tcp and 3478 udp to all, SSH only to the operators, nothing else", () => {
+    const rules = one(run, "hcloud:index/firewall:Firewall").inputs.rules as Record<string, unknown>[];
+    const summary = rules.map((r) => `${r.direction} ${r.protocol}/${r.port} from ${(r.sourceIps as string[]).join(",")}`);
+    expect(summary).toEqual([
+      "in tcp/80 from 0.0.0.0/0,::/0",
+      "in tcp/443 from 0.0.0.0/0,::/0",
+      "in udp/3478 from 0.0.0.0/0,::/0",
+      "in tcp/22 from 192.0.2.10/32,2001:db8:1::/48",
+    ]);
+  });
+
+  it("adds an opening only when the stack config asks for it", async () => {
+    const extra = [{ protocol: "tcp", port: "8443", sourceIps: ["198.51.100.0/24"], description: "test opening" }];
+    const withExtra = await runProgram({
+      stack: "hetzner",
+      config: { ...hetznerConfig, "core:extraFirewallRules": JSON.stringify(extra) },
+      env,
+    });
+    const rules = one(withExtra, "hcloud:index/firewall:Firewall").inputs.rules as Record<string, unknown>[];
+    expect(rules).toHaveLength(5);
+    expect(rules[4]).toMatchObject({ direction: "in", protocol: "tcp", port: "8443", sourceIps: ["198.51.100.0/24"] });
+  });
+
+  it("creates the server from config, with the cloud-init user data and the kept primary IPs", async () => {
+    const { readFileSync } = await import("node:fs");
+    const { cloudInitFile } = await import("../components/paths");
+    const server = one(run, "hcloud:index/server:Server").inputs;
+    expect(server).toMatchObject({
+      name: "bifrost",
+      serverType: "cx22",
+      image: "debian-13",
+      location: "fsn1",
+      userData: readFileSync(cloudInitFile, "utf8"),
+      publicNets: [{ ipv4Enabled: true, ipv4: dataStackOutputs.ipv4Id, ipv6Enabled: true, ipv6: dataStackOutputs.ipv6Id }],
+    });
+    expect(server.sshKeys).toEqual([one(run, "hcloud:index/sshKey:SshKey").id]);
+    expect(server.firewallIds).toEqual([Number(one(run, "hcloud:index/firewall:Firewall").id)]);
+    expect(one(run, "hcloud:index/sshKey:SshKey").inputs.publicKey).toBe(hetznerConfig["core:sshPublicKey"]);
+  });
+
+  it("points A and AAAA records for every edge name, from config, at the kept addresses", () => {
+    const records = byType(run, "cloudflare:index/dnsRecord:DnsRecord").map((r) => r.inputs);
+    const names = ["auth", "netbird", "proxy", "*.proxy", "grafana"].map((l) => `${l}.edge.example.test`);
+    expect(records.map((r) => `${r.type} ${r.name} ${r.content}`).sort()).toEqual(
+      names
+        .flatMap((n) => [`A ${n} ${dataStackOutputs.ipv4Address}`, `AAAA ${n} ${dataStackOutputs.ipv6Address}`])
+        .sort(),
+    );
+    for (const r of records) expect(r).toMatchObject({ zoneId: "zone-for-test", proxied: false });
+  });
+
+  it("ships the bundle to /etc/bifrost and writes both env files from stdin with mode 0600", () => {
+    const copy = one(run, "command:remote:CopyToRemote").inputs;
+    expect(copy.remotePath).toBe("/etc");
+    const writers = byType(run, "command:remote:Command").filter((r) => r.name !== "bifrost-run");
+    expect(writers.map((w) => w.inputs.create).sort()).toEqual([
+      "umask 077 && install -m 0600 /dev/stdin '/etc/bifrost/.env.new' && mv -f '/etc/bifrost/.env.new' '/etc/bifrost/.env'",
+      "umask 077 && install -m 0600 /dev/stdin '/etc/bifrost/.secrets.env.new' && mv -f '/etc/bifrost/.secrets.env.new' '/etc/bifrost/.secrets.env'",
+    ]);
+    for (const w of writers) expect(withoutSecrets(w.inputs.stdin)).toBe("[secret]");
+  });
+
+  it("connects over SSH to the kept IPv4 through the ssh-agent", () => {
+    const connection = one(run, "command:remote:Command", "bifrost-run").inputs.connection as { value: unknown };
+    expect(connection.value).toMatchObject({ host: dataStackOutputs.ipv4Address, user: "root", agentSocketPath: env.SSH_AUTH_SOCK });
+  });
+
+  it("runs the bootstrap after the bundle and the server's volume attachment", () => {
+    const bootstrap = one(run, "command:remote:Command", "bifrost-run");
+    expect(bootstrap.inputs.create).toBe("bash /etc/bifrost/bootstrap.sh");
+    const needed = [
+      one(run, "command:remote:CopyToRemote").urn,
+      one(run, "command:remote:Command", "bifrost-env").urn,
+      one(run, "command:remote:Command", "bifrost-secrets-env").urn,
+      one(run, "hcloud:index/volumeAttachment:VolumeAttachment").urn,
+    ];
+    expect(bootstrap.dependencies).toEqual(expect.arrayContaining(needed));
+    for (const writer of ["bifrost-env", "bifrost-secrets-env"]) {
+      expect(one(run, "command:remote:Command", writer).dependencies).toContain(one(run, "command:remote:CopyToRemote").urn);
+    }
+  });
+
+  it("attaches the kept volume to the server without automount", () => {
+    expect(one(run, "hcloud:index/volumeAttachment:VolumeAttachment").inputs).toMatchObject({
+      volumeId: dataStackOutputs.volumeId,
+      automount: false,
+    });
+  });
+
+  it("reads the data stack named in config", () => {
+    expect(one(run, "pulumi:pulumi:StackReference").inputs.name).toBe(hetznerConfig["core:dataStack"]);
+  });
+});
