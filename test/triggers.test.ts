@@ -1,0 +1,101 @@
+/**
+ * Bootstrap triggers: a hash of the shipped files, a hash of the settings, and per secret
+ * its name with a keyed fingerprint. Same input → same triggers; one change → exactly its
+ * own entry, naming the secret and revealing neither its value nor an unkeyed hash of it.
+ */
+import { createHash } from "node:crypto";
+import { rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it, vi } from "vitest";
+import { catalog } from "../components/catalog";
+import { fingerprintKeySource } from "../components/fingerprint";
+import { canary, canaryEnv } from "./helpers/canaries";
+import { hetznerConfig, one, runProgram } from "./helpers/pulumiMocks";
+
+const bundle = vi.hoisted(() => ({ dir: "" }));
+vi.mock("../components/paths", async (importOriginal) => {
+  const original = await importOriginal<typeof import("../components/paths")>();
+  const { mkdtempSync, cpSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  const { tmpdir } = await import("node:os");
+  bundle.dir = join(mkdtempSync(join(tmpdir(), "core-triggers-")), "bifrost");
+  cpSync(original.bundleDir, bundle.dir, { recursive: true });
+  return { ...original, bundleDir: bundle.dir };
+});
+
+afterAll(() => rmSync(join(bundle.dir, ".."), { recursive: true, force: true }));
+
+const baseEnv = { ...canaryEnv("hetzner"), SSH_AUTH_SOCK: "/run/agent.sock" };
+type Entry = Record<string, string>;
+
+async function triggers(env: Record<string, string> = baseEnv, config = hetznerConfig): Promise<Entry[]> {
+  const run = await runProgram({ stack: "hetzner", config, env });
+  expect(run.error).toBeUndefined();
+  return one(run, "command:remote:Command", "bifrost-run").inputs.triggers as Entry[];
+}
+
+const differing = (a: Entry[], b: Entry[]) =>
+  a.map((e, i) => [e, b[i]] as const).filter(([x, y]) => JSON.stringify(x) !== JSON.stringify(y));
+
+const vpsSecrets = catalog.filter((e) => e.source === "sops" && (e.where.includes(".env") || e.where.includes(".secrets.env")));
+
+describe("bootstrap triggers", () => {
+  it("are plain data: the file hash, the settings hash, then one entry per secret on the VPS", async () => {
+    const t = await triggers();
+    expect(Object.keys(t[0])).toEqual(["files"]);
+    expect(Object.keys(t[1])).toEqual(["settings"]);
+    expect(t.slice(2).map((e) => e.secret)).toEqual(vpsSecrets.map((e) => e.key));
+    for (const e of t.slice(2)) expect(e.fingerprint).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it("are identical for the same input twice", async () => {
+    expect(await triggers()).toEqual(await triggers());
+  });
+
+  it.each(vpsSecrets.filter((e) => e.key !== fingerprintKeySource).map((e) => e.key))(
+    "changing %s changes exactly its own entry, showing its name and not its value",
+    async (key) => {
+      const before = await triggers();
+      const changed = canary(key, "rotated").value;
+      const after = await triggers({ ...baseEnv, [key]: changed });
+      const diff = differing(before, after);
+      expect(diff).toHaveLength(1);
+      expect(diff[0][1].secret).toBe(key);
+      const text = JSON.stringify(after);
+      expect(text).not.toContain(canary(key, "rotated").marker);
+      const unkeyed = createHash("sha256").update(changed).digest("hex");
+      expect(text).not.toContain(unkeyed.slice(0, 16));
+      expect(text).not.toContain(createHash("sha256").update(`${key}\0${changed}`).digest("hex").slice(0, 16));
+    },
+  );
+
+  it(`changing ${fingerprintKeySource}, which keys the fingerprints and must never change, changes every secret entry`, async () => {
+    const before = await triggers();
+    const after = await triggers({ ...baseEnv, [fingerprintKeySource]: canary(fingerprintKeySource, "other").value });
+    expect(differing(before, after).map(([, y]) => y.secret)).toEqual(vpsSecrets.map((e) => e.key));
+  });
+
+  it("an absent optional secret has no entry, and adding it adds exactly its entry", async () => {
+    const optional = vpsSecrets.find((e) => e.optional)!.key;
+    const without = await triggers({ ...baseEnv, [optional]: "" });
+    const withIt = await triggers();
+    expect(without.map((e) => e.secret ?? Object.keys(e)[0])).not.toContain(optional);
+    expect(withIt.filter((e) => !without.some((w) => JSON.stringify(w) === JSON.stringify(e)))).toEqual([
+      expect.objectContaining({ secret: optional }),
+    ]);
+  });
+
+  it("changing a shipped file changes only the file hash", async () => {
+    const before = await triggers();
+    writeFileSync(join(bundle.dir, "added-by-test.txt"), "a new shipped file\n");
+    const after = await triggers();
+    expect(differing(before, after).map(([x]) => Object.keys(x)[0])).toEqual(["files"]);
+  });
+
+  it("changing a setting changes only the settings hash", async () => {
+    const before = await triggers();
+    const after = await triggers(baseEnv, { ...hetznerConfig, "core:acmeEmail": "other@example.test" });
+    expect(differing(before, after).map(([x]) => Object.keys(x)[0])).toEqual(["settings"]);
+  });
+});
+
