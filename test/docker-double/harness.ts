@@ -1,0 +1,159 @@
+/**
+ * Runs the real cloud/bifrost/bootstrap.sh against a temp copy of cloud/bifrost, with env
+ * files rendered by the real renderers from canary values, the docker double first on PATH
+ * and (optionally) the host stand-ins for blkid/mkfs.ext4/mount/mountpoint.
+ */
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { entriesFor } from "../../components/catalog";
+import { renderEnv, renderSecretsEnv, type SecretValues, type VpsSettings } from "../../components/render";
+import { DockerDouble } from "./server";
+
+export const repoRoot = path.resolve(__dirname, "../..");
+export const bifrostSource = path.join(repoRoot, "cloud/bifrost");
+const doubleBin = path.join(__dirname, "bin");
+const hostBin = path.join(__dirname, "host-bin");
+
+/** Every secret the hetzner stack delivers to the VPS, each with a unique canary value. */
+export function canarySecrets(options: { optional?: boolean } = {}): Record<string, string> {
+  const secrets: Record<string, string> = {};
+  for (const e of entriesFor("hetzner")) {
+    if (!e.where.some((w) => w === ".env" || w === ".secrets.env")) continue;
+    if (e.optional && !options.optional) continue;
+    secrets[e.key] = `canary${e.key.replace(/_/g, "")}${randomBytes(8).toString("hex")}`;
+  }
+  return secrets;
+}
+
+export interface BifrostOptions {
+  secrets?: SecretValues;
+  volumeDevice?: string;
+  publicServices?: VpsSettings["publicServices"];
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+export class Bifrost {
+  readonly root: string;
+  readonly dir: string;
+  readonly data: string;
+  readonly fstab: string;
+  readonly hostState: string;
+  readonly double: DockerDouble;
+  secrets: SecretValues;
+  settings: VpsSettings;
+
+  constructor(options: BifrostOptions = {}) {
+    this.root = fs.mkdtempSync(path.join(os.tmpdir(), "bifrost-"));
+    this.dir = path.join(this.root, "etc-bifrost");
+    this.data = path.join(this.root, "data");
+    this.fstab = path.join(this.root, "fstab");
+    this.hostState = path.join(this.root, "host");
+    fs.cpSync(bifrostSource, this.dir, { recursive: true });
+    fs.writeFileSync(path.join(this.root, "boot-finished"), "");
+    fs.writeFileSync(this.fstab, "# <file system> <mount point> <type> <options> <dump> <pass>\n");
+    this.secrets = options.secrets ?? canarySecrets();
+    this.settings = {
+      domain: "bifrost.example.test",
+      acmeEmail: "ops@example.test",
+      publicServices: options.publicServices ?? [{ name: "grafana", upstream: "http://100.64.0.10:3000" }],
+      dataRoot: this.data,
+      volumeDevice: options.volumeDevice,
+    };
+    this.double = new DockerDouble(path.join(this.root, "docker"));
+    this.writeEnvFiles();
+  }
+
+  /** What Pulumi does before every bootstrap run: (re)write both env files, mode 0600. */
+  writeEnvFiles(): void {
+    fs.writeFileSync(path.join(this.dir, ".env"), renderEnv(this.settings, this.secrets), { mode: 0o600 });
+    fs.writeFileSync(path.join(this.dir, ".secrets.env"), renderSecretsEnv(this.secrets), { mode: 0o600 });
+  }
+
+  rotate(key: string, value: string): void {
+    this.secrets = { ...this.secrets, [key]: value };
+    this.writeEnvFiles();
+  }
+
+  async start(): Promise<this> {
+    await this.double.start();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    await this.double.stop();
+    fs.rmSync(this.root, { recursive: true, force: true });
+  }
+
+  read(relative: string): string {
+    return fs.readFileSync(path.join(this.dir, relative), "utf8");
+  }
+
+  run(options: { env?: Record<string, string>; hostTools?: boolean; xtrace?: boolean } = {}): Promise<RunResult> {
+    const started = Date.now();
+    const pathDirs = [doubleBin, ...(options.hostTools ? [hostBin] : []), process.env.PATH ?? ""];
+    const env: Record<string, string> = {
+      PATH: pathDirs.join(":"),
+      HOME: process.env.HOME ?? "/root",
+      LANG: "C.UTF-8",
+      BIFROST_DIR: this.dir,
+      BIFROST_FSTAB: this.fstab,
+      BIFROST_CLOUD_INIT_MARKER: path.join(this.root, "boot-finished"),
+      BIFROST_WAIT_TIMEOUT: "20",
+      BIFROST_MINT_RETRY_DELAY: "0.05",
+      DOCKER_DOUBLE_PORT: String(this.double.port),
+      HOST_DOUBLE_STATE: this.hostState,
+      ...options.env,
+    };
+    const args = [...(options.xtrace ? ["-x"] : []), path.join(this.dir, "bootstrap.sh")];
+    return new Promise((resolve, reject) => {
+      // Its own process group, so an interruption can kill the script with every child.
+      const child = spawn("bash", args, { env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d) => (stdout += d));
+      child.stderr.on("data", (d) => (stderr += d));
+      child.on("error", reject);
+      child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr, ms: Date.now() - started }));
+    });
+  }
+
+  /** Everything a converged run leaves behind, for comparing two runs. */
+  endState(): Record<string, unknown> {
+    const optionalFile = (p: string) => (fs.existsSync(p) ? fs.readFileSync(p, "utf8") : undefined);
+    return {
+      containers: Object.fromEntries(
+        [...this.double.containers].map(([name, c]) => [name, { hash: c.hash, health: this.double.healthOf(name) }]),
+      ),
+      tokens: Object.fromEntries(this.double.tokens),
+      dbPassword: this.double.dbPassword,
+      secretsEnv: this.read(".secrets.env"),
+      netbirdConfig: this.read("netbird/config.yaml"),
+      template: this.read("netbird/config.yaml.tmpl"),
+      restartPending: fs.existsSync(path.join(this.dir, "netbird/.config.yaml.restart-pending")),
+      storeKeyFingerprint: optionalFile(path.join(this.data, "netbird/.store-key.hmac")),
+      postgresFingerprint: optionalFile(path.join(this.data, "authentik-postgres.password.hmac")),
+      bifrostFiles: fs.readdirSync(this.dir, { recursive: true }).map(String).sort(),
+    };
+  }
+}
+
+/** A `docker compose …` call of the log as "verb service…" (flags and env files dropped); undefined for other calls. */
+export function composeStep(call: string): string | undefined {
+  const words = call.split(" ");
+  if (words[0] !== "compose") return undefined;
+  let i = 1;
+  while (words[i] === "--env-file" || words[i] === "--profile") i += 2;
+  const rest = words.slice(i + 1);
+  const services = rest.filter((w, j) => !w.startsWith("-") && rest[j - 1] !== "--wait-timeout" && rest[j - 1] !== "--tail");
+  return [words[i], ...services].join(" ");
+}

@@ -1,0 +1,502 @@
+/**
+ * The test double of Docker (engine + Compose v2 plugin) that the bootstrap harness puts
+ * behind the `docker` shim in ./bin. It runs inside the test process, keeps container state
+ * in memory and mirrors it to a temp dir (state.json, calls.log), and implements exactly the
+ * sub-commands bootstrap.sh uses; anything else fails loudly.
+ *
+ * Compose behaviour it reproduces: docker-compose.yml is parsed and interpolated from the
+ * --env-file files (compose-go's dotenv rules, shell environment first), and `up` recreates a
+ * container only when its resolved configuration changed. Bind-mounted files are part of the
+ * configuration only by path, as in Compose: changing their content recreates nothing.
+ */
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as path from "node:path";
+import { parse as parseYaml } from "yaml";
+
+export interface DoubleConfig {
+  /** Milliseconds from (re)creation or restart until the service's health check passes. */
+  delaysMs: Record<string, number>;
+  /** Services whose health check fails once their delay has passed. */
+  unhealthy: string[];
+  /** Services that never finish starting (Compose's --wait runs into its timeout). */
+  neverHealthy: string[];
+  /** How many `ak shell` calls fail first, as while Django is starting. */
+  akFailures: number;
+  /** 1-based index of the docker call at which the caller's process group is SIGKILLed. */
+  killAtCall?: number;
+}
+
+export type EventKind = "create" | "recreate" | "restart" | "pull" | "token-create" | "token-update" | "token-unchanged" | "role-password";
+
+export interface DoubleEvent {
+  readonly kind: EventKind;
+  readonly service: string;
+}
+
+interface Container {
+  service: string;
+  hash: string;
+  config: ResolvedService;
+  startedAt: number;
+  log: string[];
+}
+
+interface ResolvedService {
+  image: string;
+  command?: unknown;
+  environment: Record<string, string>;
+  volumes: string[];
+  ports: string[];
+  profiles: string[];
+  dependsOn: string[];
+  healthcheck?: unknown;
+  other: Record<string, unknown>;
+}
+
+interface StoredToken {
+  user: string;
+  key: string;
+  intent: string;
+  expiring: boolean;
+}
+
+interface Request {
+  cwd: string;
+  args: string[];
+  stdin?: string;
+  env: Record<string, string>;
+}
+
+interface Reply {
+  code: number | "kill";
+  stdout?: string;
+  stderr?: string;
+}
+
+class Failure extends Error {
+  constructor(
+    message: string,
+    readonly code = 1,
+  ) {
+    super(message);
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class DockerDouble {
+  readonly calls: string[] = [];
+  readonly events: DoubleEvent[] = [];
+  readonly containers = new Map<string, Container>();
+  readonly tokens = new Map<string, StoredToken>();
+  /** The authentik role's password as the database holds it (set at initdb, changed by ALTER ROLE). */
+  dbPassword: string | undefined;
+  config: DoubleConfig = { delaysMs: {}, unhealthy: [], neverHealthy: [], akFailures: 0 };
+  port = 0;
+  private server?: net.Server;
+
+  constructor(readonly stateDir: string) {
+    fs.mkdirSync(stateDir, { recursive: true });
+  }
+
+  configure(config: Partial<DoubleConfig>): void {
+    this.config = { ...this.config, ...config };
+  }
+
+  async start(): Promise<number> {
+    this.server = net.createServer((socket) => this.serve(socket));
+    await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
+    this.port = (this.server.address() as net.AddressInfo).port;
+    return this.port;
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  eventsOf(...kinds: EventKind[]): DoubleEvent[] {
+    return this.events.filter((e) => kinds.includes(e.kind));
+  }
+
+  healthOf(name: string): "healthy" | "unhealthy" | "starting" {
+    const c = this.containers.get(name);
+    if (!c) throw new Error(`no container ${name}`);
+    return this.health(c);
+  }
+
+  // --- wire protocol (see bin/docker) -----------------------------------------------------
+
+  private serve(socket: net.Socket): void {
+    let buffer = Buffer.alloc(0);
+    let handled = false;
+    socket.on("data", (chunk) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      const request = handled ? undefined : decodeRequest(buffer);
+      if (!request) return;
+      handled = true;
+      void this.handle(request).then((reply) => {
+        socket.end(`${reply.code}\0${reply.stdout ?? ""}\0${reply.stderr ?? ""}\0`);
+      });
+    });
+    socket.on("error", () => undefined);
+  }
+
+  private async handle(request: Request): Promise<Reply> {
+    this.calls.push(request.args.join(" "));
+    fs.appendFileSync(path.join(this.stateDir, "calls.log"), `${request.args.join(" ")}\n`);
+    if (this.config.killAtCall === this.calls.length) return { code: "kill" };
+    try {
+      const out = { stdout: "", stderr: "" };
+      await this.dispatch(request, out);
+      return { code: 0, ...out };
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      return { code: e instanceof Failure ? e.code : 125, stderr: `${message}\n` };
+    } finally {
+      this.persist();
+    }
+  }
+
+  private persist(): void {
+    const state = {
+      containers: Object.fromEntries(this.containers),
+      tokens: Object.fromEntries(this.tokens),
+      events: this.events,
+    };
+    const file = path.join(this.stateDir, "state.json");
+    fs.writeFileSync(`${file}.tmp`, JSON.stringify(state, null, 2));
+    fs.renameSync(`${file}.tmp`, file);
+  }
+
+  private async dispatch(request: Request, out: { stdout: string; stderr: string }): Promise<void> {
+    const [command, ...rest] = request.args;
+    if (command === "compose") return this.compose(request, rest, out);
+    if (command === "inspect") return this.inspect(rest, out);
+    if (command === "exec") return this.exec(request, rest, out);
+    throw new Failure(`docker double: unsupported command: docker ${request.args.join(" ")}`, 127);
+  }
+
+  // --- docker compose ----------------------------------------------------------------------
+
+  private async compose(request: Request, args: string[], out: { stdout: string; stderr: string }): Promise<void> {
+    const envFiles: string[] = [];
+    const profiles: string[] = [];
+    let i = 0;
+    for (; i < args.length && args[i].startsWith("-"); i += 2) {
+      if (args[i] === "--env-file") envFiles.push(args[i + 1]);
+      else if (args[i] === "--profile") profiles.push(args[i + 1]);
+      else throw new Failure(`docker double: unsupported compose flag ${args[i]}`, 127);
+    }
+    const [sub, ...subArgs] = args.slice(i);
+    if (sub === "version") {
+      if (subArgs.length) throw new Failure(`docker double: unsupported: compose version ${subArgs.join(" ")}`, 127);
+      out.stdout += "Docker Compose version v2.26.1 (double)\n";
+      return;
+    }
+    const project = loadProject(request, envFiles, out);
+    const { flags, services } = splitFlags(subArgs);
+    const known = (allowed: string[]) => {
+      const unknown = Object.keys(flags).filter((f) => !allowed.includes(f));
+      if (unknown.length) throw new Failure(`docker double: unsupported flags for compose ${sub}: ${unknown.join(" ")}`, 127);
+      for (const s of services) if (!project[s]) throw new Failure(`no such service: ${s}`);
+    };
+    switch (sub) {
+      case "pull": {
+        known(["--quiet"]);
+        const active = Object.entries(project).filter(([, s]) => !s.profiles.length || s.profiles.some((p) => profiles.includes(p)));
+        for (const [name] of active) this.events.push({ kind: "pull", service: name });
+        return;
+      }
+      case "up":
+        known(["--detach", "--wait", "--wait-timeout"]);
+        if (!("--detach" in flags) || !("--wait" in flags) || services.length === 0)
+          throw new Failure("docker double: only `compose up --detach --wait [--wait-timeout N] SERVICE…` is supported", 127);
+        return this.up(request.cwd, project, services, Number(flags["--wait-timeout"] ?? "0"), out);
+      case "restart":
+        known([]);
+        for (const s of services) {
+          const c = this.containers.get(s);
+          if (!c) throw new Failure(`no container for service ${s}`);
+          c.startedAt = Date.now();
+          c.log.push(`${s} restarted`);
+          this.events.push({ kind: "restart", service: s });
+          out.stderr += ` Container ${s}  Restarting\n Container ${s}  Started\n`;
+        }
+        return;
+      case "logs": {
+        known(["--no-color", "--tail"]);
+        const tail = Number(flags["--tail"]);
+        for (const s of services) for (const line of this.containers.get(s)?.log.slice(-tail) ?? []) out.stdout += `${s}  | ${line}\n`;
+        return;
+      }
+      case "ps":
+        known(["--all", "--quiet"]);
+        if (!("--quiet" in flags)) throw new Failure("docker double: only `compose ps --all --quiet` is supported", 127);
+        for (const s of services) if (this.containers.has(s)) out.stdout += `${containerId(s)}\n`;
+        return;
+      default:
+        throw new Failure(`docker double: unsupported: docker compose ${args.join(" ")}`, 127);
+    }
+  }
+
+  private async up(cwd: string, project: Record<string, ResolvedService>, targets: string[], timeoutS: number, out: { stdout: string; stderr: string }) {
+    const order: string[] = [];
+    const visit = (s: string) => {
+      if (order.includes(s)) return;
+      for (const d of project[s].dependsOn) visit(d);
+      order.push(s);
+    };
+    targets.forEach(visit);
+    for (const name of order) {
+      const config = project[name];
+      const hash = createHash("sha256").update(JSON.stringify(config)).digest("hex");
+      const existing = this.containers.get(name);
+      if (existing && existing.hash === hash) {
+        out.stderr += ` Container ${name}  Running\n`;
+        continue;
+      }
+      this.prepareMounts(cwd, name, config);
+      this.containers.set(name, { service: name, hash, config, startedAt: Date.now(), log: [...(existing?.log ?? []), `${name} starting`] });
+      this.events.push({ kind: existing ? "recreate" : "create", service: name });
+      out.stderr += ` Container ${name}  ${existing ? "Recreated" : "Created"}\n Container ${name}  Started\n`;
+    }
+    const deadline = Date.now() + timeoutS * 1000;
+    for (const name of order) {
+      const c = this.containers.get(name)!;
+      for (;;) {
+        const health = this.health(c);
+        if (health === "healthy") break;
+        if (health === "unhealthy") {
+          c.log.push(`${name} health check failed`);
+          throw new Failure(`${out.stderr}dependency failed to start: container ${name} is unhealthy`);
+        }
+        if (timeoutS > 0 && Date.now() >= deadline) {
+          c.log.push(`${name} still starting`);
+          throw new Failure(`${out.stderr}timeout waiting for container ${name} to become healthy`);
+        }
+        await sleep(Math.max(1, Math.min(this.readyAt(c) - Date.now(), timeoutS > 0 ? deadline - Date.now() : Infinity, 50)));
+      }
+      out.stderr += ` Container ${name}  Healthy\n`;
+    }
+  }
+
+  private readyAt(c: Container): number {
+    return c.startedAt + (c.config.healthcheck ? (this.config.delaysMs[c.service] ?? 0) : 0);
+  }
+
+  private health(c: Container): "healthy" | "unhealthy" | "starting" {
+    if (this.config.neverHealthy.includes(c.service)) return "starting";
+    if (Date.now() < this.readyAt(c)) return "starting";
+    if (this.config.unhealthy.includes(c.service)) return "unhealthy";
+    const dbPassword = c.config.environment.AUTHENTIK_POSTGRESQL__PASSWORD;
+    if (dbPassword !== undefined && dbPassword !== this.dbPassword) {
+      c.log.push('FATAL: password authentication failed for user "authentik"');
+      return "unhealthy";
+    }
+    return "healthy";
+  }
+
+  /** What the engine does on create: missing bind sources become directories; postgres runs initdb on an empty data dir. */
+  private prepareMounts(cwd: string, name: string, config: ResolvedService): void {
+    for (const volume of config.volumes) {
+      const [source, target] = volume.split(":");
+      const host = path.resolve(cwd, source);
+      if (!fs.existsSync(host)) fs.mkdirSync(host, { recursive: true });
+      if (config.image.startsWith("postgres:") && target === "/var/lib/postgresql/data" && fs.readdirSync(host).length === 0) {
+        fs.writeFileSync(path.join(host, "PG_VERSION"), "16\n");
+        this.dbPassword = config.environment.POSTGRES_PASSWORD;
+        this.containers.get(name)?.log.push("initdb done");
+      }
+    }
+  }
+
+  // --- docker inspect / exec ---------------------------------------------------------------
+
+  private inspect(args: string[], out: { stdout: string }): void {
+    if (args.length !== 3 || args[0] !== "--format" || args[1] !== "{{.State.Health.Status}}")
+      throw new Failure(`docker double: unsupported: docker inspect ${args.join(" ")}`, 127);
+    const c = this.containers.get(args[2]);
+    if (!c) throw new Failure(`Error: No such object: ${args[2]}`);
+    out.stdout += `${this.health(c)}\n`;
+  }
+
+  private exec(request: Request, args: string[], out: { stdout: string; stderr: string }): void {
+    const [flag, name, ...command] = args;
+    if (flag !== "-i" || request.stdin === undefined) throw new Failure("docker double: only `docker exec -i CONTAINER …` with stdin is supported", 127);
+    const c = this.containers.get(name);
+    if (!c) throw new Failure(`Error response from daemon: No such container: ${name}`);
+    if (this.health(c) === "starting") throw new Failure(`Error response from daemon: container ${name} is not running`);
+    if (name === "authentik-server" && command.join(" ") === "ak shell") return this.akShell(c, request.stdin, out);
+    if (name === "authentik-postgres" && command[0] === "psql") return this.psql(command.slice(1), request.stdin);
+    throw new Failure(`docker double: unsupported: docker exec -i ${name} ${command.join(" ")}`, 127);
+  }
+
+  /** Authentik's Django shell running bootstrap.sh's snippet: get-or-create the token, key from the container's env. */
+  private akShell(c: Container, snippet: string, out: { stdout: string; stderr: string }): void {
+    if (this.config.akFailures > 0) {
+      this.config.akFailures -= 1;
+      throw new Failure("django.db.utils.OperationalError: the database system is starting up");
+    }
+    const required = [
+      /os\.environ\["AUTHENTIK_BOOTSTRAP_TOKEN"\]/,
+      /User\.objects\.get\(username="akadmin"\)/,
+      /Token\.objects\.get_or_create\(\s*identifier="netbird-mgmt-token"/,
+      /"intent": TokenIntents\.INTENT_API/,
+      /"expiring": False/,
+      /token\.key = key[\s\S]*token\.save\(\)/,
+      /print\("TOKEN:" \+ token\.key\)/,
+    ];
+    const missing = required.filter((re) => !re.test(snippet));
+    if (missing.length) throw new Failure(`docker double: ak shell snippet does not do what Authentik needs: ${missing.join(", ")}`);
+    const key = c.config.environment.AUTHENTIK_BOOTSTRAP_TOKEN;
+    if (!key) throw new Failure("KeyError: 'AUTHENTIK_BOOTSTRAP_TOKEN'");
+    const existing = this.tokens.get("netbird-mgmt-token");
+    const kind: EventKind = !existing ? "token-create" : existing.key !== key ? "token-update" : "token-unchanged";
+    this.tokens.set("netbird-mgmt-token", { user: "akadmin", key, intent: "api", expiring: false });
+    this.events.push({ kind, service: c.service });
+    // Authentik logs through structlog on stdout before the snippet's own output.
+    out.stdout += `{"event": "Booting authentik", "level": "info", "logger": "authentik.lib.config"}\nTOKEN:${key}\n`;
+  }
+
+  private psql(args: string[], sql: string): void {
+    for (const required of ["--username=authentik", "--dbname=authentik"])
+      if (!args.includes(required)) throw new Failure(`docker double: psql needs ${required}`);
+    if (args.some((a) => /password/i.test(a))) throw new Failure("docker double: a password on psql's command line");
+    const m = /^ALTER ROLE authentik WITH PASSWORD '((?:[^']|'')*)';\s*$/.exec(sql);
+    if (!m) throw new Failure("ERROR:  syntax error (the double understands only ALTER ROLE authentik WITH PASSWORD '…';)");
+    if (this.dbPassword === undefined) throw new Failure('FATAL:  role "authentik" does not exist');
+    this.dbPassword = m[1].replace(/''/g, "'");
+    this.events.push({ kind: "role-password", service: "authentik-postgres" });
+  }
+}
+
+const containerId = (name: string) => createHash("sha256").update(name).digest("hex").slice(0, 12);
+
+function decodeRequest(buffer: Buffer): Request | undefined {
+  const fields: string[] = [];
+  let start = 0;
+  for (let i = 0; i < buffer.length; i++) {
+    if (buffer[i] === 0) {
+      fields.push(buffer.subarray(start, i).toString("utf8"));
+      start = i + 1;
+    }
+  }
+  // pgid, cwd, argc, args…, has_stdin, stdin, envc, env…
+  if (fields.length < 3) return undefined;
+  const argc = Number(fields[2]);
+  const envcAt = 3 + argc + 2;
+  if (fields.length <= envcAt) return undefined;
+  const envc = Number(fields[envcAt]);
+  if (fields.length < envcAt + 1 + envc) return undefined;
+  const env: Record<string, string> = {};
+  for (const entry of fields.slice(envcAt + 1, envcAt + 1 + envc)) {
+    const eq = entry.indexOf("=");
+    env[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  return { cwd: fields[1], args: fields.slice(3, 3 + argc), stdin: fields[3 + argc] === "1" ? fields[4 + argc] : undefined, env };
+}
+
+function splitFlags(args: string[]): { flags: Record<string, string>; services: string[] } {
+  const withValue = new Set(["--wait-timeout", "--tail"]);
+  const flags: Record<string, string> = {};
+  const services: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (!args[i].startsWith("-")) services.push(args[i]);
+    else if (withValue.has(args[i])) flags[args[i]] = args[++i];
+    else flags[args[i]] = "";
+  }
+  return { flags, services };
+}
+
+// --- Compose project loading ---------------------------------------------------------------
+
+/** compose-go's dotenv rules for the lines render.ts writes (and the usual unquoted/single-quoted forms). */
+export function parseEnvFile(text: string, lookup: (name: string) => string | undefined): Record<string, string> {
+  const vars: Record<string, string> = {};
+  const resolve = (name: string) => vars[name] ?? lookup(name) ?? "";
+  const expand = (value: string) => value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (_m, n1, n2) => resolve(n1 ?? n2));
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) continue;
+    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)$/.exec(line);
+    if (!m) throw new Failure(`failed to read env file: unexpected line: ${line.split("=")[0]}=…`);
+    const [, name, rest] = m;
+    if (rest.startsWith('"')) {
+      const end = /^"((?:[^"\\]|\\.)*)"/.exec(rest);
+      if (!end) throw new Failure(`failed to read env file: unterminated quoted value for ${name}`);
+      // Escaped `$` and `\` must survive expansion as literals: park them on private-use code points.
+      const escapes: Record<string, string> = { a: "\x07", b: "\b", c: "", f: "\f", n: "\n", r: "\r", t: "\t", v: "\v", $: "\uE000", '"': '"', "\\": "\uE001" };
+      const unescaped = end[1].replace(/\\(?:([abcfnrtv$"\\])|0(\d{0,3}))/g, (_m, c, oct) => (c !== undefined ? escapes[c] : String.fromCharCode(parseInt(oct || "0", 8))));
+      vars[name] = expand(unescaped).replace(/\uE000/g, "$").replace(/\uE001/g, "\\");
+    } else if (rest.startsWith("'")) {
+      const end = /^'([^']*)'/.exec(rest);
+      if (!end) throw new Failure(`failed to read env file: unterminated quoted value for ${name}`);
+      vars[name] = end[1];
+    } else {
+      vars[name] = expand(rest.replace(/\s+#.*$/, "").trim());
+    }
+  }
+  return vars;
+}
+
+function interpolate(value: unknown, env: Record<string, string>, warn: (name: string) => void): unknown {
+  if (typeof value === "string") {
+    return value.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?)([-?])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (m, name, colon, op, arg, bare) => {
+      if (m === "$$") return "$";
+      const key = name ?? bare;
+      const val = env[key];
+      const unset = val === undefined || (colon === ":" && val === "");
+      if (op === "-") return unset ? arg : val;
+      if (op === "?" && unset) throw new Failure(`required variable ${key} is missing a value: ${arg}`);
+      if (val === undefined) warn(key);
+      return val ?? "";
+    });
+  }
+  if (Array.isArray(value)) return value.map((v) => interpolate(v, env, warn));
+  if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, env, warn)]));
+  return value;
+}
+
+function loadProject(request: Request, envFiles: string[], out: { stderr: string }): Record<string, ResolvedService> {
+  const fromFiles: Record<string, string> = {};
+  for (const file of envFiles) {
+    const full = path.resolve(request.cwd, file);
+    if (!fs.existsSync(full)) throw new Failure(`couldn't find env file: ${full}`);
+    Object.assign(fromFiles, parseEnvFile(fs.readFileSync(full, "utf8"), (n) => request.env[n] ?? fromFiles[n]));
+  }
+  // The shell's environment wins over the env files, as in Compose.
+  const env = { ...fromFiles, ...request.env };
+  const composeFile = path.join(request.cwd, "docker-compose.yml");
+  if (!fs.existsSync(composeFile)) throw new Failure(`no configuration file provided: not found in ${request.cwd}`, 14);
+  const warned = new Set<string>();
+  const doc = interpolate(parseYaml(fs.readFileSync(composeFile, "utf8")), env, (name) => {
+    if (!warned.has(name)) out.stderr += `WARN[0000] The "${name}" variable is not set. Defaulting to a blank string.\n`;
+    warned.add(name);
+  }) as { services: Record<string, Record<string, unknown>> };
+  const project: Record<string, ResolvedService> = {};
+  for (const [name, s] of Object.entries(doc.services)) {
+    const { image, command, environment, volumes, ports, profiles, depends_on, healthcheck, ...other } = s;
+    const envMap: Record<string, string> = {};
+    if (Array.isArray(environment))
+      for (const e of environment as string[]) {
+        const eq = e.indexOf("=");
+        envMap[eq < 0 ? e : e.slice(0, eq)] = eq < 0 ? (env[e] ?? "") : e.slice(eq + 1);
+      }
+    else for (const [k, v] of Object.entries((environment ?? {}) as Record<string, unknown>)) envMap[k] = v === null ? "" : String(v);
+    if (typeof image !== "string" || !image) throw new Failure(`service "${name}" has neither an image nor a build context specified`, 15);
+    project[name] = {
+      image,
+      command,
+      environment: envMap,
+      volumes: ((volumes ?? []) as string[]).map(String),
+      ports: ((ports ?? []) as string[]).map(String),
+      profiles: (profiles ?? []) as string[],
+      dependsOn: Array.isArray(depends_on) ? (depends_on as string[]) : Object.keys((depends_on ?? {}) as object),
+      healthcheck,
+      other,
+    };
+  }
+  return project;
+}
