@@ -5,12 +5,15 @@ export interface BifrostDataArgs {
   readonly name: string;
   readonly location: string;
   readonly volumeSizeGb: number;
+  /** Protection in Pulumi and at Hetzner; lifted only when the operator sets core:allowDestroy. */
+  readonly protect: boolean;
   readonly provider: pulumi.ProviderResource;
 }
 
 /**
  * What must outlive any one server: the data volume and the public addresses. Protected in
- * Pulumi and at Hetzner, and never deleted with the server they are attached to.
+ * Pulumi and at Hetzner unless the operator asks otherwise, and never deleted with the
+ * server they are attached to.
  */
 export class BifrostData extends pulumi.ComponentResource {
   readonly volumeId: pulumi.Output<number>;
@@ -21,17 +24,17 @@ export class BifrostData extends pulumi.ComponentResource {
 
   constructor(name: string, args: BifrostDataArgs, opts?: pulumi.ComponentResourceOptions) {
     super("homelab:core:BifrostData", name, {}, opts);
-    const keep = { parent: this, provider: args.provider, protect: true };
+    const keep = { parent: this, provider: args.provider, protect: args.protect };
 
     const volume = new hcloud.Volume(
       `${name}-volume`,
-      { name: `${args.name}-data`, location: args.location, size: args.volumeSizeGb, format: "ext4", deleteProtection: true },
+      { name: `${args.name}-data`, location: args.location, size: args.volumeSizeGb, format: "ext4", deleteProtection: args.protect },
       keep,
     );
     const primaryIp = (type: "ipv4" | "ipv6") =>
       new hcloud.PrimaryIp(
         `${name}-${type}`,
-        { name: `${args.name}-${type}`, type, location: args.location, assigneeType: "server", autoDelete: false, deleteProtection: true },
+        { name: `${args.name}-${type}`, type, location: args.location, assigneeType: "server", autoDelete: false, deleteProtection: args.protect },
         keep,
       );
     const ipv4 = primaryIp("ipv4");

@@ -28,7 +28,6 @@ export interface HetznerSettings {
   readonly acmeEmail: string;
   readonly serverType: string;
   readonly image: string;
-  readonly location: string;
   readonly sshPublicKey: string;
   readonly sshUser: string;
   /** Where the private key for the SSH connection lives; ssh-agent is used without it. */
@@ -45,6 +44,8 @@ export interface HetznerDataSettings {
   readonly name: string;
   readonly location: string;
   readonly volumeSizeGb: number;
+  /** Lifts both protections so the data stack can be destroyed on purpose. */
+  readonly allowDestroy: boolean;
 }
 
 export interface Checked<T> {
@@ -153,7 +154,6 @@ export function checkHetznerSettings(get: ConfigGetter): Checked<HetznerSettings
     acmeEmail: r.string("acmeEmail", { test: (v) => /^[^\s@"'$]+@[^\s@"'$]+\.[^\s@"'$]+$/.test(v), expected: "an e-mail address" }),
     serverType: r.string("serverType"),
     image: r.string("image"),
-    location: r.string("location"),
     sshPublicKey: r.string("sshPublicKey", {
       test: (v) => /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( .*)?$/.test(v),
       expected: "an OpenSSH public key line (ssh-ed25519 AAAA…)",
@@ -175,6 +175,7 @@ export function checkHetznerDataSettings(get: ConfigGetter): Checked<HetznerData
     name: r.string("name", { test: (v) => labelPattern.test(v), expected: "one DNS label (a-z, 0-9, -)" }, "bifrost"),
     location: r.string("location"),
     volumeSizeGb: Number(r.string("volumeSizeGb", { test: (v) => /^\d+$/.test(v) && Number(v) >= 10 && Number(v) <= 10240, expected: "a whole number of GB from 10 to 10240" })),
+    allowDestroy: r.string("allowDestroy", { test: (v) => v === "true" || v === "false", expected: "true or false" }, "false") === "true",
   };
   return r.problems.length > 0 ? { problems: r.problems } : { settings: settings as HetznerDataSettings, problems: [] };
 }

@@ -38,22 +38,21 @@ function sshAuth(settings: HetznerSettings, env: Environment): { auth?: SshAuth;
   return { problems: [{ key, problem: "not set and no ssh-agent is running (SSH_AUTH_SOCK is empty)" }] };
 }
 
-/** The hetzner-data stack's outputs this stack attaches. */
-function dataStack(name: string, location: string) {
+/**
+ * The hetzner-data stack's outputs this stack attaches. Its location is the server's too:
+ * a volume attaches only to a server in its own location.
+ */
+function dataStack(name: string) {
   const ref = new pulumi.StackReference("data", { name });
   const number = (output: string) => ref.requireOutput(output).apply(Number);
+  const text = (output: string) => ref.requireOutput(output).apply(String);
   return {
-    location: ref.requireOutput("location").apply((dataLocation) => {
-      if (dataLocation !== location) {
-        throw new Error(`core:location is ${location} but the volume and addresses of ${name} are in ${dataLocation}; they must match`);
-      }
-      return location;
-    }),
+    location: text("location"),
     volumeId: number("volumeId"),
     ipv4Id: number("ipv4Id"),
-    ipv4Address: ref.requireOutput("ipv4Address") as pulumi.Output<string>,
+    ipv4Address: text("ipv4Address"),
     ipv6Id: number("ipv6Id"),
-    ipv6Address: ref.requireOutput("ipv6Address") as pulumi.Output<string>,
+    ipv6Address: text("ipv6Address"),
   };
 }
 
@@ -74,7 +73,7 @@ export function hetzner(env: Environment = process.env) {
 
   const hcloudProvider = new hcloud.Provider("hcloud", { token: secretInputs.HCLOUD_TOKEN });
   const cloudflareProvider = new cloudflare.Provider("cloudflare", { apiToken: secretInputs.CLOUDFLARE_API_TOKEN });
-  const data = dataStack(settings.dataStack, settings.location);
+  const data = dataStack(settings.dataStack);
 
   // 2. render
   const vpsSettings = data.volumeId.apply(

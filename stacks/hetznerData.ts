@@ -14,7 +14,13 @@ export function hetznerData(env: Environment = process.env) {
   const settings = stack.settings;
 
   const provider = new hcloud.Provider("hcloud", { token: wrapSecrets(secrets.values).HCLOUD_TOKEN });
-  const data = new BifrostData("bifrost", { ...settings, provider });
+  const data = new BifrostData("bifrost", {
+    name: settings.name,
+    location: settings.location,
+    volumeSizeGb: settings.volumeSizeGb,
+    protect: !settings.allowDestroy,
+    provider,
+  });
   return {
     location: settings.location,
     volumeId: data.volumeId,

@@ -47,7 +47,6 @@ export const hetznerConfig: Record<string, string> = {
   "core:acmeEmail": "ops@example.test",
   "core:serverType": "cx22",
   "core:image": "debian-13",
-  "core:location": "fsn1",
   "core:sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKeyTestKeyTestKeyTestKeyTestKeyTest test@host",
   "core:operatorSshSources": JSON.stringify(["192.0.2.10/32", "2001:db8:1::/48"]),
   "core:publicServices": JSON.stringify([{ name: "grafana", upstream: "http://100.64.0.10:3000" }]),
