@@ -8,7 +8,7 @@ import { checkSecrets } from "../components/env";
 import { canaryEnv, canaryMarkers, leakedKeys } from "./helpers/canaries";
 import { hetznerConfig, runProgram } from "./helpers/pulumiMocks";
 
-const good = { ...canaryEnv("hetzner", "bad"), SSH_AUTH_SOCK: "/run/agent.sock" };
+const good: Record<string, string> = { ...canaryEnv("hetzner", "bad"), SSH_AUTH_SOCK: "/run/agent.sock" };
 const markers = canaryMarkers("hetzner", "bad");
 const required = entriesFor("hetzner").filter((e) => e.requiredFor.includes("hetzner"));
 const optional = entriesFor("hetzner").filter((e) => e.optional);
