@@ -1,0 +1,78 @@
+/**
+ * `just core <stack> <action>` (scripts/core.sh): Pulumi runs under `sops exec-env`, the
+ * secrets exist only in that process's environment, every step logs its duration, and bad
+ * calls fail clearly. sops and pulumi are test doubles that record how they were called.
+ */
+import { spawnSync } from "node:child_process";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { projectRoot } from "../components/paths";
+
+let root: string;
+const calls = () => readFileSync(join(root, "calls.log"), "utf8").trim().split("\n");
+
+function fakeTool(name: string, body: string) {
+  const path = join(root, "bin", name);
+  writeFileSync(path, `#!/usr/bin/env bash\nset -euo pipefail\n${body}\n`);
+  chmodSync(path, 0o755);
+}
+
+function core(...args: string[]) {
+  return spawnSync("bash", [join(root, "project", "scripts", "core.sh"), ...args], {
+    encoding: "utf8",
+    env: { PATH: `${join(root, "bin")}:${process.env.PATH}`, HOME: root, SOPS_AGE_KEY_FILE: join(root, "age.key") },
+  });
+}
+
+beforeEach(() => {
+  root = mkdtempSync(join(tmpdir(), "core-front-door-"));
+  const project = join(root, "project");
+  for (const dir of ["bin", "project/scripts", "project/stacks", "project/secrets", "project/node_modules"]) mkdirSync(join(root, dir), { recursive: true });
+  copyFileSync(join(projectRoot, "scripts", "core.sh"), join(project, "scripts", "core.sh"));
+  copyFileSync(join(projectRoot, "stacks", "Pulumi.hetzner.yaml"), join(project, "stacks", "Pulumi.hetzner.yaml"));
+  writeFileSync(join(project, "secrets", "bootstrap.sops.yaml"), "sops: {encrypted: true}\n");
+  writeFileSync(join(root, "age.key"), "AGE-SECRET-KEY-TEST\n");
+  const log = join(root, "calls.log");
+  // sops exec-env: runs the command with the decrypted values in its environment only.
+  fakeTool("sops", `echo "sops $1 $2 key=$SOPS_AGE_KEY_FILE" >> '${log}'\n[[ "$1" == exec-env ]] && SECRET_FROM_SOPS=decrypted bash -c "$3"`);
+  fakeTool("pulumi", `echo "pulumi $* secret=\${SECRET_FROM_SOPS:-none}" >> '${log}'`);
+});
+
+afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+describe("just core front door", () => {
+  it.each(["up", "preview", "destroy", "refresh"])("%s runs pulumi for the stack under sops exec-env", (action) => {
+    const run = core("hetzner", action, "--diff");
+    expect(run.status, run.stderr).toBe(0);
+    expect(calls()).toEqual([
+      "pulumi stack select --create hetzner secret=none",
+      `sops exec-env secrets/bootstrap.sops.yaml key=${join(root, "age.key")}`,
+      `pulumi ${action} --stack hetzner --diff secret=decrypted`,
+    ]);
+    expect(run.stderr).toMatch(new RegExp(`\\[core\\] pulumi ${action} hetzner: ok in \\d+s`));
+  });
+
+  it("refuses an unknown action and an unknown stack, naming the known stacks", () => {
+    expect(core("hetzner", "apply").stderr).toMatch(/usage: just core <stack> <up\|preview\|destroy\|refresh>.*stacks: hetzner/);
+    const unknown = core("staging", "up");
+    expect(unknown.status).not.toBe(0);
+    expect(unknown.stderr).toContain("no stack config stacks/Pulumi.staging.yaml; stacks: hetzner");
+  });
+
+  it("stops before decrypting when the age key is missing", () => {
+    rmSync(join(root, "age.key"));
+    const run = core("hetzner", "preview");
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toContain("age key not readable at SOPS_AGE_KEY_FILE=");
+    expect(() => calls()).toThrow();
+  });
+
+  it("reports a failing pulumi run with its exit code", () => {
+    fakeTool("pulumi", `[[ "$1" == stack ]] || exit 3`);
+    const run = core("hetzner", "up");
+    expect(run.status).toBe(3);
+    expect(run.stderr).toMatch(/pulumi up hetzner: failed \(exit 3\) in \d+s/);
+  });
+});
