@@ -332,7 +332,7 @@ sync_postgres_password() {
 mint_mgmt_token() {
   local -
   set +x
-  local attempt output errors token_line=$'(^|\n)TOKEN:([^[:space:]]+)'
+  local attempt output errors token_line=$'(^|\n)TOKEN:([^\n]+)'
   errors=$(mktemp)
   for ((attempt = 1; attempt <= MINT_ATTEMPTS; attempt++)); do
     # Retried: Django answers only once migrations ran and the worker created akadmin.
