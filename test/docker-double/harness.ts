@@ -14,7 +14,7 @@ import { DockerDouble } from "./server";
 
 export const repoRoot = path.resolve(__dirname, "../..");
 export const bifrostSource = path.join(repoRoot, "cloud/bifrost");
-const doubleBin = path.join(__dirname, "bin");
+const doubleBin = path.join(__dirname, "shim");
 const hostBin = path.join(__dirname, "host-bin");
 
 /** Every secret the hetzner stack delivers to the VPS, each with a unique canary value. */

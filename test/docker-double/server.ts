@@ -1,6 +1,6 @@
 /**
  * The test double of Docker (engine + Compose v2 plugin) that the bootstrap harness puts
- * behind the `docker` shim in ./bin. It runs inside the test process, keeps container state
+ * behind the `docker` shim in ./shim. It runs inside the test process, keeps container state
  * in memory and mirrors it to a temp dir (state.json, calls.log), and implements exactly the
  * sub-commands bootstrap.sh uses; anything else fails loudly.
  *
@@ -126,7 +126,7 @@ export class DockerDouble {
     return this.health(c);
   }
 
-  // --- wire protocol (see bin/docker) -----------------------------------------------------
+  // --- wire protocol (see shim/docker) -----------------------------------------------------
 
   private serve(socket: net.Socket): void {
     let buffer = Buffer.alloc(0);
