@@ -3,7 +3,10 @@ import { describe, expect, it } from "vitest";
 import { entriesIn } from "../components/catalog";
 import { generatedHeader, quoteEnvValue, renderEnv, renderSecretsEnv, type VpsSettings } from "../components/render";
 import { canaryEnv } from "./helpers/canaries";
-import { parseComposeEnvFile } from "./helpers/composeDotenv";
+import { parseEnvFile } from "./docker-double/server";
+
+/** Compose's reading of an env file (the docker double models compose-go's dotenv rules); no shell variables. */
+const parseComposeEnvFile = (text: string) => parseEnvFile(text, () => undefined);
 
 export const hostileValues = [
   "plain",

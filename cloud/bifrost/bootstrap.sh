@@ -434,15 +434,16 @@ main() {
   trap on_exit EXIT
   acquire_lock
   step preflight preflight
-  step pull pull_images
   step volume mount_data_volume
+  # Before anything is pulled, started or changed: a wrong key leaves the install untouched.
+  step netbird-store-key guard_netbird_store_key
+  step pull pull_images
   step traefik start_services traefik
   step authentik-postgres start_services authentik-postgres
   step postgres-password sync_postgres_password
   step authentik start_services authentik-server authentik-worker
   step mint-token mint_mgmt_token
   step store-token store_mgmt_token
-  step netbird-store-key guard_netbird_store_key
   step netbird-config render_netbird_config
   step netbird-server start_netbird_server
   step netbird-dashboard start_services netbird-dashboard

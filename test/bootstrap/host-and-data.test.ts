@@ -69,13 +69,14 @@ describe("NB_DATA_STORE_KEY guard", () => {
     expect(fs.readFileSync(storeKeyFingerprint(b), "utf8")).toBe(fingerprint);
   });
 
-  it("refuses a changed key before netbird-server starts, changing nothing after the check", async () => {
+  it("refuses a changed key before anything is pulled, started or changed", async () => {
     const b = await bifrost();
     expect((await b.run()).code).toBe(0);
     const config = b.read("netbird/config.yaml");
     const fingerprint = fs.readFileSync(storeKeyFingerprint(b), "utf8");
     const calls = b.double.calls.length;
     b.rotate("NB_DATA_STORE_KEY", "cm90YXRlZCBrZXkgdGhhdCBkb2VzIG5vdCBtYXRjaCE=");
+    const secretsEnv = b.read(".secrets.env");
     const r = await b.run();
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/NB_DATA_STORE_KEY no longer matches the key NetBird's existing database/);
@@ -84,8 +85,10 @@ describe("NB_DATA_STORE_KEY guard", () => {
     expect(r.stderr).not.toContain("cm90YXRlZCBrZXkgdGhhdCBkb2VzIG5vdCBtYXRjaCE=");
     const after = b.double.calls.slice(calls);
     expect(after.some((c) => /netbird/.test(composeStep(c) ?? ""))).toBe(false);
-    expect(after[after.length - 1]).toBe("exec -i authentik-server ak shell");
+    // Only the pre-flight's look at Compose: no pull, no container started, no exec.
+    expect(after).toEqual(["compose version"]);
     expect(b.read("netbird/config.yaml")).toBe(config);
+    expect(b.read(".secrets.env")).toBe(secretsEnv);
     expect(fs.readFileSync(storeKeyFingerprint(b), "utf8")).toBe(fingerprint);
     expect(fs.existsSync(path.join(b.dir, "netbird/.config.yaml.restart-pending"))).toBe(false);
   });
