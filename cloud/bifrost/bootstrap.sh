@@ -298,11 +298,16 @@ pull_images() {
   compose pull --quiet
 }
 
-start_optional() { # $1: service, $2: the secret it needs
+start_optional() { # $1: service, $2: the secret it needs, $3: the compose profile it is in
   if has_value "$2"; then
     start_services "$1"
-  else
-    STEP_NOTE="skipped: add $2 to secrets/bootstrap.sops.yaml and run 'just core hetzner up' to enable $1"
+    return 0
+  fi
+  STEP_NOTE="skipped: add $2 to secrets/bootstrap.sops.yaml and run 'just core hetzner up' to enable $1"
+  # A secret taken out of SOPS must not live on in a container started with it earlier.
+  if [[ -n $(compose --profile "$3" ps --all --quiet "$1") ]]; then
+    compose --profile "$3" rm --stop --force "$1" >/dev/null
+    STEP_NOTE+="; the running $1 was removed"
   fi
 }
 
@@ -447,8 +452,8 @@ main() {
   step netbird-config render_netbird_config
   step netbird-server start_netbird_server
   step netbird-dashboard start_services netbird-dashboard
-  step netbird-proxy start_optional netbird-proxy NB_PROXY_TOKEN
-  step netbird-agent start_optional netbird-agent NB_BIFROST_SETUP_KEY
+  step netbird-proxy start_optional netbird-proxy NB_PROXY_TOKEN proxy
+  step netbird-agent start_optional netbird-agent NB_BIFROST_SETUP_KEY agent
   log "bifrost is up ($(since "$RUN_STARTED"))"
 }
 

@@ -67,6 +67,23 @@ describe("bootstrap.sh in the docker double", () => {
     expect(r.stdout).toMatch(/step netbird-agent: ok, skipped: add NB_BIFROST_SETUP_KEY .* to enable netbird-agent/);
   });
 
+  it("removes an optional service whose secret was taken out, and only that one", async () => {
+    const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
+    expect((await b.run()).code).toBe(0);
+    expect(b.double.containers.has("netbird-proxy")).toBe(true);
+    const { NB_PROXY_TOKEN: _removed, ...rest } = b.secrets;
+    b.secrets = rest;
+    b.writeEnvFiles();
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    expect(b.double.containers.has("netbird-proxy")).toBe(false);
+    expect(b.double.containers.has("netbird-agent")).toBe(true);
+    expect(b.double.eventsOf("remove").map((e) => e.service)).toEqual(["netbird-proxy"]);
+    expect(r.stdout).toMatch(/step netbird-proxy: ok, skipped: .*; the running netbird-proxy was removed/);
+    const again = await b.run();
+    expect(again.stdout).not.toContain("was removed");
+  });
+
   it("re-runs on a healthy stack without changing anything", async () => {
     const b = await bifrost();
     expect((await b.run()).code).toBe(0);

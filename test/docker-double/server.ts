@@ -28,7 +28,7 @@ export interface DoubleConfig {
   killAtCall?: number;
 }
 
-export type EventKind = "create" | "recreate" | "restart" | "pull" | "token-create" | "token-update" | "token-unchanged" | "role-password";
+export type EventKind = "create" | "recreate" | "restart" | "remove" | "pull" | "token-create" | "token-update" | "token-unchanged" | "role-password";
 
 export interface DoubleEvent {
   readonly kind: EventKind;
@@ -223,6 +223,14 @@ export class DockerDouble {
           c.log.push(`${s} restarted`);
           this.events.push({ kind: "restart", service: s });
           out.stderr += ` Container ${s}  Restarting\n Container ${s}  Started\n`;
+        }
+        return;
+      case "rm":
+        known(["--stop", "--force"]);
+        if (!("--stop" in flags) || !("--force" in flags)) throw new Failure("docker double: only `compose rm --stop --force SERVICE…` is supported", 127);
+        for (const s of services) {
+          if (!project[s].profiles.every((p) => profiles.includes(p))) throw new Failure(`no such service: ${s} (its profile is not enabled)`);
+          if (this.containers.delete(s)) this.events.push({ kind: "remove", service: s });
         }
         return;
       case "logs": {
