@@ -23,6 +23,12 @@ function rotation(e: CatalogEntry): string {
   }
 }
 
+/** A shell command in code style; directions to a console page as plain text. */
+function generation(e: CatalogEntry): string {
+  if (!e.generate) return "—";
+  return e.generate.includes("→") ? e.generate : `\`${e.generate}\``;
+}
+
 export function catalogTable(): string {
   const rows = catalog.map((e) =>
     [
@@ -33,7 +39,7 @@ export function catalogTable(): string {
       e.format?.rule ?? "—",
       rotation(e),
       e.consumers.length > 0 ? e.consumers.join(", ") : "—",
-      e.generate ? `\`${e.generate}\`` : "—",
+      generation(e),
     ]
       .map(cell)
       .join(" | "),
