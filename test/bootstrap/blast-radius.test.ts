@@ -43,7 +43,7 @@ describe("secret consumers", () => {
   });
 
   it("rotating one secret recreates or restarts only blastRadius(key)", async () => {
-    // A key that must never rotate is refused instead (netbird-guards.test.ts).
+    // A key that must never rotate is refused instead (host-and-data.test.ts).
     const rotatable = vpsSecrets.filter((e) => e.source === "sops" && e.rotation.kind !== "never");
     expect(rotatable.length).toBeGreaterThan(5);
     const b = await new Bifrost({ secrets: canarySecrets({ optional: true }) }).start();
