@@ -1,18 +1,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Bifrost, composeStep } from "../docker-double/harness";
+import { bifrostPerTest } from "../docker-double/perTest";
 
 const device = "/dev/disk/by-id/scsi-0HC_Volume_4242";
-const live: Bifrost[] = [];
-async function bifrost(...args: ConstructorParameters<typeof Bifrost>): Promise<Bifrost> {
-  const b = await new Bifrost(...args).start();
-  live.push(b);
-  return b;
-}
-afterEach(async () => {
-  await Promise.all(live.splice(0).map((b) => b.stop()));
-});
+const bifrost = bifrostPerTest();
 
 const hostCalls = (b: Bifrost) => fs.readFileSync(path.join(b.hostState, "calls.log"), "utf8").trim().split("\n");
 const storeKeyFingerprint = (b: Bifrost) => path.join(b.data, "netbird/.store-key.hmac");

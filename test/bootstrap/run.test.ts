@@ -1,18 +1,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { Bifrost, canarySecrets, composeStep } from "../docker-double/harness";
+import { bifrostPerTest } from "../docker-double/perTest";
 
-const live: Bifrost[] = [];
-async function bifrost(...args: ConstructorParameters<typeof Bifrost>): Promise<Bifrost> {
-  const b = await new Bifrost(...args).start();
-  live.push(b);
-  return b;
-}
-afterEach(async () => {
-  await Promise.all(live.splice(0).map((b) => b.stop()));
-});
+const bifrost = bifrostPerTest();
 
 const steps = (b: Bifrost) => b.double.calls.map(composeStep).filter((s): s is string => s !== undefined && /^(up|restart) /.test(s));
 
