@@ -4,20 +4,20 @@ set positional-arguments
 
 # Run Pulumi for one stack under the decrypted SOPS environment: just core hetzner up|preview|destroy|refresh
 core stack action *pulumi_args:
-    bash scripts/core.sh "$@"
+    @bash scripts/core.sh "$@"
 
 # Check secrets/bootstrap.sops.yaml against the catalog for one stack, without touching any resource
 secrets-check stack="hetzner":
-    bash scripts/core.sh "$1" check-secrets
+    @bash scripts/core.sh "$1" check-secrets
 
 # Edit the encrypted secrets file in place (sops decrypts into your editor, never onto disk)
 secrets-edit:
-    bash scripts/core.sh - edit-secrets
+    @bash scripts/core.sh - edit-secrets
 
 # Regenerate the README's catalog table and secrets/bootstrap.sops.yaml.example from the catalog
 docs:
-    npm run docs
+    @npm run docs
 
 # Install the locked dependencies and run every test
 test:
-    npm cit
+    @npm cit
