@@ -219,6 +219,11 @@ export function entriesIn(file: VpsFile): CatalogEntry[] {
   return catalog.filter((e) => e.source === "sops" && e.where.includes(file));
 }
 
+/** Entries the program ships to the VPS in either env file, in catalog order. */
+export function entriesOnVps(): CatalogEntry[] {
+  return catalog.filter((e) => e.source === "sops" && (e.where.includes(".env") || e.where.includes(".secrets.env")));
+}
+
 /**
  * Services that are recreated or restarted when `key` changes: its own consumers and those
  * of every entry whose rotation follows it.

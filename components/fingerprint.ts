@@ -6,7 +6,7 @@
 import { createHash, createHmac, hkdfSync } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, relative, sep } from "node:path";
-import { catalog } from "./catalog";
+import { entriesOnVps } from "./catalog";
 
 /**
  * The fingerprint key is derived from NB_DATA_STORE_KEY: high-entropy and never rotated
@@ -29,8 +29,7 @@ function fingerprintKey(values: Readonly<Record<string, string>>): Buffer {
 /** One entry per secret the program ships to the VPS, in catalog order; absent optional ones are left out. */
 export function secretFingerprints(values: Readonly<Record<string, string>>): SecretFingerprint[] {
   const key = fingerprintKey(values);
-  return catalog
-    .filter((e) => e.source === "sops" && (e.where.includes(".env") || e.where.includes(".secrets.env")))
+  return entriesOnVps()
     .filter((e) => values[e.key] !== undefined)
     .map((e) => ({
       secret: e.key,

@@ -4,7 +4,7 @@
  * and the bootstrap reads them back with its own small parser, so the quoting below must
  * round-trip through both.
  */
-import { entriesIn, type VpsFile } from "./catalog";
+import { entriesIn, entriesOnVps, type VpsFile } from "./catalog";
 
 /** Non-secret settings the VPS needs; they go into `.env` beside the secrets listed there. */
 export interface VpsSettings {
@@ -54,7 +54,7 @@ export function renderSecretsEnv(secrets: SecretValues): string {
 
 /** Keys the bootstrap's pre-flight insists on: every required secret either file carries. */
 export function requiredOnVps(): string[] {
-  return [...entriesIn(".env"), ...entriesIn(".secrets.env")]
+  return entriesOnVps()
     .filter((e) => e.requiredFor.includes("hetzner"))
     .map((e) => e.key);
 }

@@ -1,6 +1,6 @@
 /** The renderers: deterministic files that Compose and the bootstrap both read back exactly. */
 import { describe, expect, it } from "vitest";
-import { entriesIn } from "../components/catalog";
+import { entriesIn, entriesOnVps } from "../components/catalog";
 import { generatedHeader, quoteEnvValue, renderEnv, renderSecretsEnv, type VpsSettings } from "../components/render";
 import { canaryEnv } from "./helpers/canaries";
 import { parseEnvFile } from "./docker-double/server";
@@ -88,7 +88,7 @@ describe("renderSecretsEnv and renderEnv", () => {
       BIFROST_VOLUME_DEVICE: settings.volumeDevice,
     });
     expect(env.BIFROST_REQUIRED_SECRETS.split(" ").sort()).toEqual(
-      [...entriesIn(".env"), ...entriesIn(".secrets.env")].filter((e) => e.requiredFor.includes("hetzner")).map((e) => e.key).sort(),
+      entriesOnVps().filter((e) => e.requiredFor.includes("hetzner")).map((e) => e.key).sort(),
     );
   });
 

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
-import { catalog } from "../components/catalog";
+import { entriesOnVps } from "../components/catalog";
 import { fingerprintKeySource } from "../components/fingerprint";
 import { canary, canaryEnv } from "./helpers/canaries";
 import { hetznerConfig, one, runProgram } from "./helpers/pulumiMocks";
@@ -37,7 +37,7 @@ async function triggers(env: Record<string, string> = baseEnv, config = hetznerC
 const differing = (a: Entry[], b: Entry[]) =>
   a.map((e, i) => [e, b[i]] as const).filter(([x, y]) => JSON.stringify(x) !== JSON.stringify(y));
 
-const vpsSecrets = catalog.filter((e) => e.source === "sops" && (e.where.includes(".env") || e.where.includes(".secrets.env")));
+const vpsSecrets = entriesOnVps();
 
 describe("bootstrap triggers", () => {
   it("are plain data: the file hash, the settings hash, then one entry per secret on the VPS", async () => {
