@@ -61,10 +61,15 @@ check_age_key() {
 }
 
 # Pulumi reads the stack's secrets from the environment sops gives it; nothing is decrypted to a file.
+# The command's words go through the environment (scripts/exec-args.sh), not through the
+# `/bin/sh -c` string sops runs, so any argument arrives byte for byte.
 run_under_sops() {
-  local command
-  printf -v command '%q ' "$@"
-  sops exec-env "$sops_file" "$command"
+  local i
+  export CORE_ARGC=$#
+  for ((i = 1; i <= $#; i++)); do
+    export "CORE_ARG_$((i - 1))=${!i}"
+  done
+  sops exec-env "$sops_file" 'exec bash scripts/exec-args.sh'
 }
 
 main() {

@@ -30,14 +30,15 @@ beforeEach(() => {
   root = mkdtempSync(join(tmpdir(), "core-front-door-"));
   const project = join(root, "project");
   for (const dir of ["bin", "project/scripts", "project/stacks", "project/secrets", "project/node_modules"]) mkdirSync(join(root, dir), { recursive: true });
-  copyFileSync(join(projectRoot, "scripts", "core.sh"), join(project, "scripts", "core.sh"));
+  for (const script of ["core.sh", "exec-args.sh"]) copyFileSync(join(projectRoot, "scripts", script), join(project, "scripts", script));
   copyFileSync(join(projectRoot, "stacks", "Pulumi.hetzner.yaml"), join(project, "stacks", "Pulumi.hetzner.yaml"));
   writeFileSync(join(project, "secrets", "bootstrap.sops.yaml"), "sops: {encrypted: true}\n");
   writeFileSync(join(root, "age.key"), "AGE-SECRET-KEY-TEST\n");
   const log = join(root, "calls.log");
-  // sops exec-env: runs the command with the decrypted values in its environment only.
-  fakeTool("sops", `echo "sops $1 $2 key=$SOPS_AGE_KEY_FILE" >> '${log}'\n[[ "$1" == exec-env ]] && SECRET_FROM_SOPS=decrypted bash -c "$3"`);
-  fakeTool("pulumi", `echo "pulumi $* secret=\${SECRET_FROM_SOPS:-none}" >> '${log}'`);
+  // sops exec-env: runs its command string with /bin/sh -c, the decrypted values added to the
+  // inherited environment (getsops/sops cmd/sops/subcommand/exec/exec.go ExecWithEnv, exec_unix.go BuildCommand).
+  fakeTool("sops", `echo "sops $1 $2 key=$SOPS_AGE_KEY_FILE" >> '${log}'\n[[ "$1" == exec-env ]] && SECRET_FROM_SOPS=decrypted /bin/sh -c "$3"`);
+  fakeTool("pulumi", `echo "pulumi $* secret=\${SECRET_FROM_SOPS:-none}" >> '${log}'\nprintf '%s\\0' "$@" > '${join(root, "pulumi-argv")}'`);
 });
 
 afterEach(() => rmSync(root, { recursive: true, force: true }));
@@ -52,6 +53,14 @@ describe("just core front door", () => {
       `pulumi ${action} --stack hetzner --diff secret=decrypted`,
     ]);
     expect(run.stderr).toMatch(new RegExp(`\\[core\\] pulumi ${action} hetzner: ok in \\d+s`));
+  });
+
+  it("passes every argument byte for byte, newlines and shell syntax included, through sops's /bin/sh", () => {
+    const message = "line one\nline 'two' with \"quotes\", $HOME, `id` and \\ backslash";
+    const run = core("hetzner", "up", "--message", message, "--yes");
+    expect(run.status, run.stderr).toBe(0);
+    const argv = readFileSync(join(root, "pulumi-argv"), "utf8").split("\0").slice(0, -1);
+    expect(argv).toEqual(["up", "--stack", "hetzner", "--message", message, "--yes"]);
   });
 
   it("refuses an unknown action and an unknown stack, naming the known stacks", () => {
