@@ -3,12 +3,14 @@ import * as pulumi from "@pulumi/pulumi";
 import { hetzner } from "./stacks/hetzner";
 import { hetznerData } from "./stacks/hetznerData";
 
-const programs: Record<string, () => Record<string, unknown>> = {
+type Outputs = Record<string, unknown>;
+
+const programs: Record<string, () => Outputs | Promise<Outputs>> = {
   hetzner: () => hetzner(),
   "hetzner-data": () => hetznerData(),
 };
 
-function run(): Record<string, unknown> {
+async function run(): Promise<Outputs> {
   const kind = new pulumi.Config("core").get("kind");
   const program = kind === undefined ? undefined : programs[kind];
   if (!program) {
@@ -20,4 +22,6 @@ function run(): Record<string, unknown> {
   return program();
 }
 
-export = run();
+// Pulumi's Node runtime calls an exported function and awaits what it returns
+// (@pulumi/pulumi cmd/run/run.js: "If the exported value was itself a Function…").
+export = run;

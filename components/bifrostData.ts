@@ -34,7 +34,10 @@ export class BifrostData extends pulumi.ComponentResource {
     const primaryIp = (type: "ipv4" | "ipv6") =>
       new hcloud.PrimaryIp(
         `${name}-${type}`,
-        { name: `${args.name}-${type}`, type, location: args.location, assigneeType: "server", autoDelete: false, deleteProtection: args.protect },
+        // No assigneeType: the provider wants it only with an assigneeId and warns on every run
+        // otherwise (terraform-provider-hcloud v1.67.0 internal/primaryip/resource.go,
+        // ValidateConfig); the server's publicNets assigns these addresses.
+        { name: `${args.name}-${type}`, type, location: args.location, autoDelete: false, deleteProtection: args.protect },
         keep,
       );
     const ipv4 = primaryIp("ipv4");

@@ -29,7 +29,8 @@ export interface HetznerSettings {
   readonly serverType: string;
   readonly image: string;
   readonly sshPublicKey: string;
-  readonly sshUser: string;
+  /** Always root: the bootstrap and the ship step write /etc and run Docker without sudo. */
+  readonly sshUser: "root";
   /** Where the private key for the SSH connection lives; ssh-agent is used without it. */
   readonly sshPrivateKeyPath?: string;
   readonly operatorSshSources: readonly string[];
@@ -158,7 +159,7 @@ export function checkHetznerSettings(get: ConfigGetter): Checked<HetznerSettings
       test: (v) => /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( .*)?$/.test(v),
       expected: "an OpenSSH public key line (ssh-ed25519 AAAA…)",
     }),
-    sshUser: r.string("sshUser", undefined, "root"),
+    sshUser: r.string("sshUser", { test: (v) => v === "root", expected: "root: the bootstrap writes /etc/bifrost, mounts the volume and runs Docker as root, and nothing uses sudo" }, "root"),
     sshPrivateKeyPath: r.optionalString("sshPrivateKeyPath"),
     operatorSshSources: r.list("operatorSshSources", (v, w) => r.cidr(v, w), { nonEmpty: true }),
     publicServices: r.list("publicServices", (v, w) => r.publicService(v, w)),

@@ -3,7 +3,6 @@
  * Every input is checked before the first resource is registered.
  */
 import * as cloudflare from "@pulumi/cloudflare";
-import type { types } from "@pulumi/command";
 import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "node:crypto";
@@ -16,25 +15,23 @@ import { BifrostServer } from "../components/bifrostServer";
 import { checkSecrets, ConfigError, wrapSecrets, type Environment, type Problem } from "../components/env";
 import { hashDirectory, secretFingerprints } from "../components/fingerprint";
 import { bundleDir, cloudInitFile } from "../components/paths";
+import { releaseVolumeCommand } from "../components/remoteLayout";
 import { renderEnv, renderSecretsEnv, type VpsSettings } from "../components/render";
+import { hetznerFingerprint, ipv6HostAddress, sshConnection, sshKeyToAdopt } from "../components/ssh";
 import { checkHetznerSettings, reservedLabels, type HetznerSettings } from "../components/stackConfig";
 
-const remoteDir = "/etc/bifrost";
-
-type SshAuth = Pick<types.input.remote.ConnectionArgs, "privateKey" | "agentSocketPath">;
-
-/** The SSH private key from the configured path, else the running ssh-agent; secret either way. */
-function sshAuth(settings: HetznerSettings, env: Environment): { auth?: SshAuth; problems: Problem[] } {
+/** The private key from the configured path (secret), else the running ssh-agent, which the provider finds itself. */
+function sshPrivateKey(settings: HetznerSettings, env: Environment): { privateKey?: pulumi.Output<string>; problems: Problem[] } {
   const key = "core:sshPrivateKeyPath";
   if (settings.sshPrivateKeyPath !== undefined) {
     const path = settings.sshPrivateKeyPath.replace(/^~(?=\/)/, homedir());
     try {
-      return { auth: { privateKey: pulumi.secret(readFileSync(path, "utf8")) }, problems: [] };
+      return { privateKey: pulumi.secret(readFileSync(path, "utf8")), problems: [] };
     } catch {
       return { problems: [{ key, problem: "the file it names cannot be read" }] };
     }
   }
-  if (env.SSH_AUTH_SOCK) return { auth: { agentSocketPath: env.SSH_AUTH_SOCK }, problems: [] };
+  if (env.SSH_AUTH_SOCK) return { problems: [] };
   return { problems: [{ key, problem: "not set and no ssh-agent is running (SSH_AUTH_SOCK is empty)" }] };
 }
 
@@ -56,15 +53,20 @@ function dataStack(name: string) {
   };
 }
 
-export function hetzner(env: Environment = process.env) {
+/** Labels on an SSH key this stack created, so a later run knows it is its own. */
+function ownSshKeyLabels(): Record<string, string> {
+  return { "managed-by": "homelab-core", "homelab-core-stack": pulumi.getStack() };
+}
+
+export async function hetzner(env: Environment = process.env) {
   const config = new pulumi.Config("core");
 
   // 1. env → config
   const secrets = checkSecrets("hetzner", env);
   const stack = checkHetznerSettings((k) => config.get(k));
-  const ssh = stack.settings ? sshAuth(stack.settings, env) : { problems: [] };
+  const ssh = stack.settings ? sshPrivateKey(stack.settings, env) : { problems: [] };
   const problems = [...secrets.problems, ...stack.problems, ...ssh.problems];
-  if (problems.length > 0 || !stack.settings || !ssh.auth) throw new ConfigError("hetzner stack", problems);
+  if (problems.length > 0 || !stack.settings) throw new ConfigError("hetzner stack", problems);
   const settings = stack.settings;
   const secretInputs = wrapSecrets(secrets.values);
   const userData = readFileSync(cloudInitFile, "utf8");
@@ -74,6 +76,7 @@ export function hetzner(env: Environment = process.env) {
   const hcloudProvider = new hcloud.Provider("hcloud", { token: secretInputs.HCLOUD_TOKEN });
   const cloudflareProvider = new cloudflare.Provider("cloudflare", { apiToken: secretInputs.CLOUDFLARE_API_TOKEN });
   const data = dataStack(settings.dataStack);
+  const ipv6Host = data.ipv6Address.apply(ipv6HostAddress);
 
   // 2. render
   const vpsSettings = data.volumeId.apply(
@@ -93,18 +96,28 @@ export function hetzner(env: Environment = process.env) {
   };
 
   // 3. cloud
+  const sshFingerprint = hetznerFingerprint(settings.sshPublicKey);
+  const ownLabels = ownSshKeyLabels();
+  const existingKeys = await hcloud.getSshKeys({}, { provider: hcloudProvider });
+  const connection = sshConnection(data.ipv4Address, ssh.privateKey);
   const server = new BifrostServer("bifrost", {
     name: settings.name,
     serverType: settings.serverType,
     image: settings.image,
     location: data.location,
     sshPublicKey: settings.sshPublicKey,
+    // The fingerprint in the name lets a new key be created before the old one is deleted.
+    sshKeyName: `${settings.name}-${sshFingerprint.replace(/:/g, "").slice(0, 12)}`,
+    sshKeyLabels: ownLabels,
+    adoptedSshKeyId: sshKeyToAdopt(existingKeys.sshKeys, sshFingerprint, ownLabels),
     operatorSshSources: settings.operatorSshSources,
     extraFirewallRules: settings.extraFirewallRules,
     userData,
     primaryIpv4Id: data.ipv4Id,
     primaryIpv6Id: data.ipv6Id,
     volumeId: data.volumeId,
+    connection,
+    releaseVolumeCommand: releaseVolumeCommand(settings.dataRoot),
     provider: hcloudProvider,
   });
   new BifrostDns("bifrost", {
@@ -112,16 +125,15 @@ export function hetzner(env: Environment = process.env) {
     domain: settings.domain,
     labels: [...reservedLabels, "*.proxy", ...settings.publicServices.map((s) => s.name)],
     ipv4: data.ipv4Address,
-    ipv6: data.ipv6Address,
+    ipv6: ipv6Host,
     provider: cloudflareProvider,
   });
 
   // 4. ship
-  const connection: types.input.remote.ConnectionArgs = { host: data.ipv4Address, user: settings.sshUser, ...ssh.auth };
   const bundle = new BifrostBundle(
     "bifrost",
-    { connection, bundleDir, remoteDir, bundleHash, envFiles },
-    { dependsOn: server },
+    { connection, bundleDir, bundleHash, serverId: server.serverId, envFiles },
+    { dependsOn: server.volumeReady },
   );
 
   // 5. bootstrap
@@ -129,18 +141,18 @@ export function hetzner(env: Environment = process.env) {
     "bifrost",
     {
       connection,
-      script: `${remoteDir}/bootstrap.sh`,
+      serverId: server.serverId,
       bundleHash,
       settingsHash: vpsSettings.apply((s) => createHash("sha256").update(JSON.stringify(s)).digest("hex")),
       secretFingerprints: secretFingerprints(secrets.values),
     },
-    { dependsOn: [bundle, server] },
+    { dependsOn: [...bundle.shipped, server.volumeReady] },
   );
 
   const url = (label: string) => `https://${label}.${settings.domain}`;
   return {
     ipv4: data.ipv4Address,
-    ipv6: data.ipv6Address,
+    ipv6: ipv6Host,
     urls: {
       authentik: url("auth"),
       netbird: url("netbird"),

@@ -1,7 +1,9 @@
 /** The hetzner program's resource graph under mocks: what it creates, from which config, in which order. */
 import { beforeAll, describe, expect, it } from "vitest";
 import { canaryEnv } from "./helpers/canaries";
-import { byType, dataStackOutputs, hetznerConfig, one, runProgram, withoutSecrets, type Run } from "./helpers/pulumiMocks";
+import { stagingRoot } from "../components/remoteLayout";
+import { dialWaitSeconds, sshBootBudgetSeconds } from "../components/ssh";
+import { byType, dataStackOutputs, hetznerConfig, one, runProgram, serverIpv6Address, withoutSecrets, type Run } from "./helpers/pulumiMocks";
 
 const env = { ...canaryEnv("hetzner"), SSH_AUTH_SOCK: "/run/user/1000/ssh-agent.sock" };
 
@@ -15,7 +17,7 @@ describe("hetzner program", () => {
     expect(run.error).toBeUndefined();
     expect(run.outputs).toEqual({
       ipv4: dataStackOutputs.ipv4Address,
-      ipv6: dataStackOutputs.ipv6Address,
+      ipv6: serverIpv6Address,
       urls: {
         authentik: "https://auth.edge.example.test",
         netbird: "https://netbird.edge.example.test",
@@ -71,7 +73,7 @@ describe("hetzner program", () => {
     const server = one(run, "hcloud:index/server:Server").inputs;
     expect(server).toMatchObject({
       name: "bifrost",
-      serverType: "cx22",
+      serverType: "cx23",
       image: "debian-13",
       location: "fsn1",
       userData: readFileSync(cloudInitFile, "utf8"),
@@ -87,41 +89,55 @@ describe("hetzner program", () => {
     const names = ["auth", "netbird", "proxy", "*.proxy", "grafana"].map((l) => `${l}.edge.example.test`);
     expect(records.map((r) => `${r.type} ${r.name} ${r.content}`).sort()).toEqual(
       names
-        .flatMap((n) => [`A ${n} ${dataStackOutputs.ipv4Address}`, `AAAA ${n} ${dataStackOutputs.ipv6Address}`])
+        .flatMap((n) => [`A ${n} ${dataStackOutputs.ipv4Address}`, `AAAA ${n} ${serverIpv6Address}`])
         .sort(),
     );
     for (const r of records) expect(r).toMatchObject({ zoneId: "zone-for-test", proxied: false });
   });
 
-  it("ships the bundle to /etc/bifrost and writes both env files from stdin with mode 0600", () => {
+  it("stages the bundle in a directory of its own version, installs it into /etc/bifrost, then writes both env files from stdin with mode 0600", () => {
     const copy = one(run, "command:remote:CopyToRemote").inputs;
-    expect(copy.remotePath).toBe("/etc");
-    const writers = byType(run, "command:remote:Command").filter((r) => r.name !== "bifrost-run");
-    expect(writers.map((w) => w.inputs.create).sort()).toEqual([
+    expect(copy.remotePath).toMatch(new RegExp(`^${stagingRoot}/[0-9a-f]{16}$`));
+    const staged = `${copy.remotePath}/bifrost`;
+    expect(one(run, "command:remote:Command", "bifrost-install").inputs.create).toBe(
+      `bash '${staged}/install-bundle.sh' '${staged}' '/etc/bifrost'`,
+    );
+    const writers = ["bifrost-env", "bifrost-secrets-env"].map((n) => one(run, "command:remote:Command", n));
+    expect(writers.map((w) => w.inputs.create)).toEqual([
       "umask 077 && install -m 0600 /dev/stdin '/etc/bifrost/.env.new' && mv -f '/etc/bifrost/.env.new' '/etc/bifrost/.env'",
       "umask 077 && install -m 0600 /dev/stdin '/etc/bifrost/.secrets.env.new' && mv -f '/etc/bifrost/.secrets.env.new' '/etc/bifrost/.secrets.env'",
     ]);
-    for (const w of writers) expect(withoutSecrets(w.inputs.stdin)).toBe("[secret]");
+    for (const w of writers) {
+      expect(withoutSecrets(w.inputs.stdin)).toBe("[secret]");
+      expect(w.inputs.logging).toBe("none");
+      expect(w.dependencies).toContain(one(run, "command:remote:Command", "bifrost-install").urn);
+    }
+    expect(one(run, "command:remote:Command", "bifrost-install").dependencies).toContain(one(run, "command:remote:CopyToRemote").urn);
   });
 
-  it("connects over SSH to the kept IPv4 through the ssh-agent", () => {
-    const connection = one(run, "command:remote:Command", "bifrost-run").inputs.connection as { value: unknown };
-    expect(connection.value).toMatchObject({ host: dataStackOutputs.ipv4Address, user: "root", agentSocketPath: env.SSH_AUTH_SOCK });
+  it("connects as root to the kept IPv4, with nothing machine-local in the connection and dials that outlast a slow boot", () => {
+    for (const r of [...byType(run, "command:remote:Command"), one(run, "command:remote:CopyToRemote")]) {
+      const connection = (r.inputs.connection as { value: Record<string, unknown> }).value;
+      // port and perDialTimeout are the SDK's defaults (@pulumi/command types/input.ts, connectionArgsProvideDefaults).
+      expect(connection, r.name).toEqual({ host: dataStackOutputs.ipv4Address, user: "root", port: 22, perDialTimeout: 15, dialErrorLimit: expect.any(Number) });
+      expect(dialWaitSeconds(connection.dialErrorLimit as number)).toBeGreaterThanOrEqual(sshBootBudgetSeconds);
+      expect(dialWaitSeconds((connection.dialErrorLimit as number) - 1)).toBeLessThan(sshBootBudgetSeconds);
+    }
   });
 
-  it("runs the bootstrap after the bundle and the server's volume attachment", () => {
+  it("runs the bootstrap after the bundle, both env files and the volume attachment", () => {
     const bootstrap = one(run, "command:remote:Command", "bifrost-run");
-    expect(bootstrap.inputs.create).toBe("bash /etc/bifrost/bootstrap.sh");
+    expect(bootstrap.inputs.create).toBe("bash '/etc/bifrost/bootstrap.sh'");
     const needed = [
-      one(run, "command:remote:CopyToRemote").urn,
+      one(run, "command:remote:Command", "bifrost-install").urn,
       one(run, "command:remote:Command", "bifrost-env").urn,
       one(run, "command:remote:Command", "bifrost-secrets-env").urn,
-      one(run, "hcloud:index/volumeAttachment:VolumeAttachment").urn,
+      one(run, "command:remote:Command", "bifrost-volume-release").urn,
     ];
     expect(bootstrap.dependencies).toEqual(expect.arrayContaining(needed));
-    for (const writer of ["bifrost-env", "bifrost-secrets-env"]) {
-      expect(one(run, "command:remote:Command", writer).dependencies).toContain(one(run, "command:remote:CopyToRemote").urn);
-    }
+    expect(one(run, "command:remote:Command", "bifrost-volume-release").dependencies).toContain(
+      one(run, "hcloud:index/volumeAttachment:VolumeAttachment").urn,
+    );
   });
 
   it("attaches the kept volume to the server without automount", () => {

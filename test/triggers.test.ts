@@ -40,12 +40,13 @@ const differing = (a: Entry[], b: Entry[]) =>
 const vpsSecrets = entriesOnVps();
 
 describe("bootstrap triggers", () => {
-  it("are plain data: the file hash, the settings hash, then one entry per secret on the VPS", async () => {
+  it("are plain data: the server's id, the file hash, the settings hash, then one entry per secret on the VPS", async () => {
     const t = await triggers();
-    expect(Object.keys(t[0])).toEqual(["files"]);
-    expect(Object.keys(t[1])).toEqual(["settings"]);
-    expect(t.slice(2).map((e) => e.secret)).toEqual(vpsSecrets.map((e) => e.key));
-    for (const e of t.slice(2)) expect(e.fingerprint).toMatch(/^[0-9a-f]{16}$/);
+    expect(Object.keys(t[0])).toEqual(["server"]);
+    expect(Object.keys(t[1])).toEqual(["files"]);
+    expect(Object.keys(t[2])).toEqual(["settings"]);
+    expect(t.slice(3).map((e) => e.secret)).toEqual(vpsSecrets.map((e) => e.key));
+    for (const e of t.slice(3)) expect(e.fingerprint).toMatch(/^[0-9a-f]{16}$/);
   });
 
   it("are identical for the same input twice", async () => {

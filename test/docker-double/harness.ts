@@ -98,7 +98,8 @@ export class Bifrost {
     return fs.readFileSync(path.join(this.dir, relative), "utf8");
   }
 
-  run(options: { env?: Record<string, string>; hostTools?: boolean; xtrace?: boolean } = {}): Promise<RunResult> {
+  /** Runs a script of the bundle (bootstrap.sh unless told otherwise) as Pulumi runs it on the VPS. */
+  run(options: { env?: Record<string, string>; hostTools?: boolean; xtrace?: boolean; script?: string; args?: string[] } = {}): Promise<RunResult> {
     const started = Date.now();
     const pathDirs = [doubleBin, ...(options.hostTools ? [hostBin] : []), process.env.PATH ?? ""];
     const env: Record<string, string> = {
@@ -114,7 +115,7 @@ export class Bifrost {
       HOST_DOUBLE_STATE: this.hostState,
       ...options.env,
     };
-    const args = [...(options.xtrace ? ["-x"] : []), path.join(this.dir, "bootstrap.sh")];
+    const args = [...(options.xtrace ? ["-x"] : []), path.join(this.dir, options.script ?? "bootstrap.sh"), ...(options.args ?? [])];
     return new Promise((resolve, reject) => {
       // Its own process group, so an interruption can kill the script with every child.
       const child = spawn("bash", args, { env, detached: true, stdio: ["ignore", "pipe", "pipe"] });

@@ -28,7 +28,7 @@ export interface DoubleConfig {
   killAtCall?: number;
 }
 
-export type EventKind = "create" | "recreate" | "restart" | "remove" | "pull" | "token-create" | "token-update" | "token-unchanged" | "role-password";
+export type EventKind = "create" | "recreate" | "restart" | "remove" | "stop" | "pull" | "token-create" | "token-update" | "token-unchanged" | "role-password";
 
 export interface DoubleEvent {
   readonly kind: EventKind;
@@ -37,6 +37,8 @@ export interface DoubleEvent {
 
 interface Container {
   service: string;
+  /** False once `docker stop` stopped it; `compose up` starts it again. */
+  running: boolean;
   hash: string;
   config: ResolvedService;
   startedAt: number;
@@ -175,6 +177,8 @@ export class DockerDouble {
     if (command === "compose") return this.compose(request, rest, out);
     if (command === "inspect") return this.inspect(rest, out);
     if (command === "exec") return this.exec(request, rest, out);
+    if (command === "ps") return this.ps(rest, out);
+    if (command === "stop") return this.stopContainers(rest, out);
     throw new Failure(`docker double: unsupported command: docker ${request.args.join(" ")}`, 127);
   }
 
@@ -262,11 +266,12 @@ export class DockerDouble {
       const hash = createHash("sha256").update(JSON.stringify(config)).digest("hex");
       const existing = this.containers.get(name);
       if (existing && existing.hash === hash) {
-        out.stderr += ` Container ${name}  Running\n`;
+        out.stderr += ` Container ${name}  ${existing.running ? "Running" : "Started"}\n`;
+        existing.running = true;
         continue;
       }
       this.prepareMounts(cwd, name, config);
-      this.containers.set(name, { service: name, hash, config, startedAt: Date.now(), log: [...(existing?.log ?? []), `${name} starting`] });
+      this.containers.set(name, { service: name, running: true, hash, config, startedAt: Date.now(), log: [...(existing?.log ?? []), `${name} starting`] });
       this.events.push({ kind: existing ? "recreate" : "create", service: name });
       out.stderr += ` Container ${name}  ${existing ? "Recreated" : "Created"}\n Container ${name}  Started\n`;
     }
@@ -321,6 +326,33 @@ export class DockerDouble {
   }
 
   // --- docker inspect / exec ---------------------------------------------------------------
+
+  /**
+   * `docker ps --quiet --filter label=com.docker.compose.project=NAME`: ids of the running
+   * containers of that Compose project, one per line (docker CLI reference, "docker container
+   * ls", --filter label=). Compose labels each container with its project's name
+   * (docker/compose pkg/api/labels.go, ProjectLabel); docker-compose.yml names it `bifrost`.
+   */
+  private ps(args: string[], out: { stdout: string }): void {
+    const filter = "label=com.docker.compose.project=";
+    if (args.length !== 3 || args[0] !== "--quiet" || args[1] !== "--filter" || !args[2].startsWith(filter))
+      throw new Failure(`docker double: only \`ps --quiet --filter ${filter}NAME\` is supported`, 127);
+    if (args[2] !== `${filter}bifrost`) return;
+    for (const c of this.containers.values()) if (c.running) out.stdout += `${containerId(c.service)}\n`;
+  }
+
+  /** `docker stop --time N ID…`: stops each container and prints its id (docker CLI reference, "docker container stop"). */
+  private stopContainers(args: string[], out: { stdout: string }): void {
+    if (args[0] !== "--time" || !/^\d+$/.test(args[1] ?? "") || args.length < 3)
+      throw new Failure("docker double: only `stop --time N ID…` is supported", 127);
+    for (const id of args.slice(2)) {
+      const c = [...this.containers.values()].find((x) => containerId(x.service) === id);
+      if (!c) throw new Failure(`Error response from daemon: No such container: ${id}`);
+      c.running = false;
+      this.events.push({ kind: "stop", service: c.service });
+      out.stdout += `${id}\n`;
+    }
+  }
 
   private inspect(args: string[], out: { stdout: string }): void {
     if (args.length !== 3 || args[0] !== "--format" || args[1] !== "{{.State.Health.Status}}")

@@ -3,6 +3,7 @@
  * No CLI, no provider plugin: the mocks answer every resource and invoke.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { createHash } from "node:crypto";
 import { vi } from "vitest";
 
 /** The marker Pulumi's serializer puts on a secret value. */
@@ -19,6 +20,7 @@ export interface Registered {
   parent?: string;
   dependencies?: string[];
   protect?: boolean;
+  deleteBeforeReplace?: boolean;
 }
 
 export interface Run {
@@ -29,15 +31,23 @@ export interface Run {
   readonly printed: string;
 }
 
-/** Outputs of the mocked hetzner-data stack the hetzner stack reads through its StackReference. */
+/**
+ * Outputs of the mocked hetzner-data stack as stacks/hetznerData.ts exports them: ids as
+ * numbers, and for IPv6 the primary IP's `ipAddress`, which is the /64's network address
+ * (terraform-provider-hcloud v1.67.0 internal/primaryip/model.go: `hc.IP.String()`, the
+ * network from hcloud-go's schema), not the address the server answers on.
+ */
 export const dataStackOutputs = {
   location: "fsn1",
   volumeId: 4242,
   ipv4Id: 5151,
   ipv4Address: "203.0.113.7",
   ipv6Id: 6262,
-  ipv6Address: "2001:db8:42::1",
+  ipv6Address: "2001:db8:42::",
 };
+
+/** The server's own IPv6 address in that network (…::1), where DNS must point. */
+export const serverIpv6Address = "2001:db8:42::1";
 
 export const hetznerConfig: Record<string, string> = {
   "core:kind": "hetzner",
@@ -45,7 +55,7 @@ export const hetznerConfig: Record<string, string> = {
   "core:domain": "edge.example.test",
   "core:cloudflareZone": "example.test",
   "core:acmeEmail": "ops@example.test",
-  "core:serverType": "cx22",
+  "core:serverType": "cx23",
   "core:image": "debian-13",
   "core:sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKeyTestKeyTestKeyTestKeyTestKeyTest test@host",
   "core:operatorSshSources": JSON.stringify(["192.0.2.10/32", "2001:db8:1::/48"]),
@@ -60,18 +70,49 @@ export const hetznerDataConfig: Record<string, string> = {
   "core:volumeSizeGb": "20",
 };
 
-let nextId = 1000;
+/** An SSH key already in the Hetzner project, as `hcloud.getSshKeys` lists it. */
+export interface ProjectSshKey {
+  readonly id: number;
+  readonly name: string;
+  readonly fingerprint: string;
+  readonly publicKey: string;
+  readonly labels: Record<string, string>;
+}
 
-function mocks(resources: Registered[], dataOutputs: Record<string, unknown>): pulumi.runtime.Mocks {
+/** A stable numeric id per value, so two runs of the same program get the same ids. */
+function stableId(...parts: unknown[]): string {
+  const digest = createHash("sha256").update(JSON.stringify(parts)).digest();
+  return String(digest.readUInt32BE(0) % 90_000_000 + 10_000_000);
+}
+
+/**
+ * A server's id follows what forces a new server: image, location, user_data and ssh_keys are
+ * ForceNew, server_type is an in-place resize (terraform-provider-hcloud v1.67.0
+ * internal/server/resource.go); any other resource keeps its id for the same name.
+ */
+function idFor(type: string, name: string, inputs: Record<string, unknown>, serverGeneration: number): string {
+  if (type === "hcloud:index/server:Server") {
+    return stableId(type, name, inputs.image, inputs.location, inputs.userData, inputs.sshKeys, serverGeneration);
+  }
+  return stableId(type, name);
+}
+
+function mocks(resources: Registered[], opts: RunOptions): pulumi.runtime.Mocks {
+  const dataOutputs = opts.dataOutputs ?? dataStackOutputs;
+  const sshKeys = opts.sshKeys ?? [];
   return {
     newResource(args) {
-      const id = args.type === "pulumi:pulumi:StackReference" ? args.inputs.name : String(nextId++);
+      if (args.type === "pulumi:pulumi:StackReference") {
+        const id = String(args.inputs.name);
+        resources.push({ type: args.type, name: args.name, inputs: args.inputs, id });
+        return { id, state: { name: args.inputs.name, outputs: dataOutputs, secretOutputNames: [] } };
+      }
+      const id = idFor(args.type, args.name, args.inputs, opts.serverGeneration ?? 0);
       resources.push({ type: args.type, name: args.name, inputs: args.inputs, id });
       switch (args.type) {
-        case "pulumi:pulumi:StackReference":
-          return { id, state: { name: args.inputs.name, outputs: dataOutputs, secretOutputNames: [] } };
         case "hcloud:index/primaryIp:PrimaryIp":
-          return { id, state: { ...args.inputs, ipAddress: args.inputs.type === "ipv4" ? "198.51.100.1" : "2001:db8:99::1" } };
+          // IPv6: the network address (see dataStackOutputs).
+          return { id, state: { ...args.inputs, ipAddress: args.inputs.type === "ipv4" ? "198.51.100.1" : "2001:db8:99::" } };
         default:
           return { id, state: args.inputs };
       }
@@ -79,6 +120,10 @@ function mocks(resources: Registered[], dataOutputs: Record<string, unknown>): p
     call(args) {
       if (args.token === "cloudflare:index/getZone:getZone") {
         return { id: "zone-for-test", zoneId: "zone-for-test", name: args.inputs.filter?.name };
+      }
+      // Every key of the project (@pulumi/hcloud 1.41 getSshKeys.d.ts: GetSshKeysResult.sshKeys).
+      if (args.token === "hcloud:index/getSshKeys:getSshKeys") {
+        return { id: "ssh-keys", sshKeys: sshKeys.map((k) => ({ ...k })) };
       }
       throw new Error(`unexpected invoke ${args.token}`);
     },
@@ -91,10 +136,11 @@ interface RegisterRequest {
   getParent(): string;
   getDependenciesList(): string[];
   getProtect(): boolean;
+  getDeletebeforereplace(): boolean;
 }
 type Callback = (err: unknown, response?: { getUrn(): string }) => void;
 
-/** Adds parent, dependencies and protect to each registered resource: the request has them, the mocks do not. */
+/** Adds parent, dependencies, protect and deleteBeforeReplace to each registered resource: the request has them, the mocks do not. */
 function recordRequests(resources: Registered[]): void {
   const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(req: RegisterRequest, cb: Callback): void };
   const register = monitor.registerResource.bind(monitor);
@@ -106,6 +152,7 @@ function recordRequests(resources: Registered[]): void {
         r.parent = req.getParent();
         r.dependencies = req.getDependenciesList();
         r.protect = req.getProtect();
+        r.deleteBeforeReplace = req.getDeletebeforereplace();
       }
       cb(err, response);
     });
@@ -127,6 +174,10 @@ export interface RunOptions {
   readonly env: Record<string, string | undefined>;
   readonly preview?: boolean;
   readonly dataOutputs?: Record<string, unknown>;
+  /** SSH keys already in the Hetzner project; none unless a test says so. */
+  readonly sshKeys?: readonly ProjectSshKey[];
+  /** Bump to have the server come back with a new id, as after `pulumi up --replace` or a loss. */
+  readonly serverGeneration?: number;
 }
 
 /** Runs index.ts, the real entry point, for one stack and collects what it did. */
@@ -147,7 +198,7 @@ export async function runProgram(opts: RunOptions): Promise<Run> {
   const savedEnv = process.env;
   process.env = { ...opts.env, PULUMI_CONFIG: JSON.stringify(opts.config) };
   try {
-    await pulumi.runtime.setMocks(mocks(resources, opts.dataOutputs ?? dataStackOutputs), "core", opts.stack, opts.preview ?? false);
+    await pulumi.runtime.setMocks(mocks(resources, opts), "core", opts.stack, opts.preview ?? false);
     recordRequests(resources);
     // The runtime caches PULUMI_CONFIG after its first read; set it again for this run.
     pulumi.runtime.setAllConfig(opts.config);
@@ -155,7 +206,10 @@ export async function runProgram(opts: RunOptions): Promise<Run> {
     let outputs: Record<string, unknown> | undefined;
     let error: Error | undefined;
     try {
-      outputs = (await import("../../index")).default as Record<string, unknown>;
+      // As Pulumi's Node runtime does: call an exported function, await what it returns
+      // (@pulumi/pulumi cmd/run/run.js).
+      const exported: unknown = (await import("../../index")).default;
+      outputs = (await (typeof exported === "function" ? exported() : exported)) as Record<string, unknown>;
     } catch (e) {
       error = e as Error;
     }
