@@ -1,0 +1,201 @@
+/**
+ * The bundle against the real Compose v2 the VPS runs (Debian trixie's docker-compose, unpacked
+ * by scripts/conformance-tools.sh) and against the compose-spec JSON schema that Compose embeds.
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import Ajv, { type ValidateFunction } from "ajv";
+import draft07 from "ajv/dist/refs/json-schema-draft-07.json";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import YAML from "yaml";
+import { catalog, entriesOnVps } from "../../components/catalog";
+import type { SecretValues } from "../../components/render";
+import { canaryEnv, canaryMarkers } from "../helpers/canaries";
+import { copyBundle, hostileValues, removeBundle, type Bundle } from "./bundle";
+import { composeBinary, repoRoot, unpackedPackages } from "./tools";
+
+const fixture = path.join(__dirname, "fixtures/compose-spec.json");
+const composeSpec = JSON.parse(fs.readFileSync(fixture, "utf8")) as Record<string, unknown>;
+
+type Environment = Record<string, string | null>;
+interface Service {
+  environment?: Environment | string[];
+  profiles?: string[];
+  command?: string | string[];
+}
+interface ComposeModel {
+  services: Record<string, Service>;
+}
+
+const bundles: Bundle[] = [];
+function bundleWith(secrets: SecretValues): Bundle {
+  const b = copyBundle(secrets);
+  bundles.push(b);
+  return b;
+}
+afterEach(() => {
+  for (const b of bundles.splice(0)) removeBundle(b);
+});
+
+const rawModel = (b: Bundle) => YAML.parse(fs.readFileSync(b.compose, "utf8")) as ComposeModel;
+
+/** Every profile the file declares: `config` then covers the optional services too. */
+const profilesOf = (model: ComposeModel) => [...new Set(Object.values(model.services).flatMap((s) => s.profiles ?? []))].sort();
+
+/**
+ * `docker compose config` exactly as bootstrap.sh's compose() calls it: from the bundle
+ * directory, `--env-file .env --env-file .secrets.env`, plus every profile. The environment
+ * is empty but for PATH and a private HOME: Compose lets the process environment win over
+ * the env files (compose-go cli/options.go WithDotEnv), so nothing of ours may leak in.
+ */
+function composeConfig(b: Bundle) {
+  const profiles = profilesOf(rawModel(b)).flatMap((p) => ["--profile", p]);
+  const r = spawnSync(composeBinary(), ["--env-file", ".env", "--env-file", ".secrets.env", ...profiles, "config", "--format", "json"], {
+    cwd: b.dir,
+    encoding: "utf8",
+    env: { PATH: "/usr/bin:/bin", HOME: b.root, DOCKER_CONFIG: path.join(b.root, ".docker") },
+  });
+  return { ...r, model: r.status === 0 ? (JSON.parse(r.stdout) as ComposeModel) : undefined };
+}
+
+/**
+ * `config` prints `$` as `$$` so its output can be fed back to Compose (docker/compose v2.26.1
+ * cmd/compose/config.go: escapeDollarSign replaces every `$` unless --no-interpolate); the
+ * container receives the unescaped value.
+ */
+const containerValue = (printed: string) => printed.replace(/\$\$/g, "$");
+
+function environmentOf(s: Service): Environment {
+  if (!Array.isArray(s.environment)) return s.environment ?? {};
+  return Object.fromEntries(s.environment.map((kv) => [kv.split("=")[0], kv.slice(kv.indexOf("=") + 1)]));
+}
+
+const vpsSecretKeys = entriesOnVps().map((e) => e.key);
+/** `${KEY}` or `${KEY:-default}`: the raw value is exactly one catalog secret. */
+const secretReference = /^\$\{([A-Z][A-Z0-9_]*)(?::-[^}]*)?\}$/;
+
+/** Where the raw compose file puts a catalog secret, whole, into a container's environment. */
+function secretReferences(model: ComposeModel) {
+  const refs: { service: string; variable: string; key: string }[] = [];
+  for (const [service, s] of Object.entries(model.services)) {
+    for (const [variable, raw] of Object.entries(environmentOf(s))) {
+      const key = typeof raw === "string" ? raw.match(secretReference)?.[1] : undefined;
+      if (key && vpsSecretKeys.includes(key)) refs.push({ service, variable, key });
+    }
+  }
+  return refs;
+}
+
+describe("Compose v2 from Debian trixie (docker compose config)", () => {
+  beforeAll(() => {
+    composeBinary();
+  });
+
+  it("is the Compose v2 the VPS installs (2.26 or newer)", () => {
+    const version = unpackedPackages()["docker-compose"];
+    const [major, minor] = version.split(/[.-]/).map(Number);
+    expect(major === 2 && minor >= 26, `docker-compose ${version}`).toBe(true);
+    const r = spawnSync(composeBinary(), ["version", "--short"], { encoding: "utf8" });
+    expect(r.stdout.trim()).toMatch(/^2\.\d+\.\d+/);
+  });
+
+  it("accepts the bundle with env files from the renderers, every profile enabled, without warnings", () => {
+    const b = bundleWith(canaryEnv("hetzner", "compose"));
+    const r = composeConfig(b);
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    // Every service, the optional ones of each profile included.
+    expect(Object.keys(r.model!.services).sort()).toEqual(Object.keys(rawModel(b).services).sort());
+  });
+
+  it("delivers every secret the file references to the container environment byte for byte, hostile characters included", () => {
+    const keys = catalog.filter((e) => e.where.some((w) => w === ".env" || w === ".secrets.env")).map((e) => e.key);
+    // Each key gets a different hostile value, tagged with the key so no two are equal.
+    const secrets = Object.fromEntries(keys.map((k, i) => [k, `${hostileValues[i % hostileValues.length]}|${k}`]));
+    const b = bundleWith(secrets);
+    const r = composeConfig(b);
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    const refs = secretReferences(rawModel(b));
+    expect(refs.map((x) => x.key)).toEqual(expect.arrayContaining(["AUTHENTIK_POSTGRESQL_PASSWORD", "CLOUDFLARE_API_TOKEN", "AUTHENTIK_SECRET_KEY"]));
+    for (const { service, variable, key } of refs) {
+      const printed = environmentOf(r.model!.services[service])[variable];
+      expect(typeof printed, `${service} ${variable}`).toBe("string");
+      expect(containerValue(printed as string), `${service} ${variable} from ${key}`).toBe(secrets[key]);
+    }
+  });
+
+  it("lets no secret reach a service that is not among its catalog consumers", () => {
+    const b = bundleWith(canaryEnv("hetzner", "blast"));
+    const r = composeConfig(b);
+    expect(r.status).toBe(0);
+    const markers = canaryMarkers("hetzner", "blast");
+    for (const e of entriesOnVps()) {
+      if (!markers[e.key]) continue;
+      const reached = Object.entries(r.model!.services)
+        .filter(([, s]) => JSON.stringify(s).includes(markers[e.key]))
+        .map(([name]) => name);
+      expect(reached.filter((s) => !(e.consumers as readonly string[]).includes(s)), `${e.key} reaches`).toEqual([]);
+    }
+  });
+});
+
+/**
+ * Ajv in strict mode (unknown keywords and formats are errors, so nothing of the schema is
+ * silently ignored) except strictTypes, which only lints how a schema is written (e.g. an
+ * `additionalProperties` beside a `oneOf` without `"type": "object"`, as compose-spec.json
+ * does) and changes nothing it accepts. The file names its meta-schema
+ * https://json-schema.org/draft-07/schema (no `#`): the draft-07 meta-schema Ajv ships,
+ * registered under that id.
+ */
+function composeSchemaValidator(): ValidateFunction {
+  const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false });
+  ajv.addMetaSchema({ ...draft07, $id: composeSpec.$schema as string });
+  return ajv.compile(composeSpec);
+}
+
+describe("compose-spec JSON schema (test/conformance/fixtures/compose-spec.json)", () => {
+  let validate: ValidateFunction;
+  beforeAll(() => {
+    validate = composeSchemaValidator();
+  });
+
+  it("is the schema embedded in trixie's docker-compose, byte for byte", () => {
+    const binary = fs.readFileSync(composeBinary());
+    const text = fs.readFileSync(fixture);
+    expect(binary.indexOf(text), "fixture not found verbatim in the binary: update it (see compose-spec.SOURCE.md)").toBeGreaterThan(-1);
+  });
+
+  it("accepts docker-compose.yml", () => {
+    const model = YAML.parse(fs.readFileSync(path.join(repoRoot, "cloud/bifrost/docker-compose.yml"), "utf8"));
+    expect(validate(model), JSON.stringify(validate.errors, null, 2)).toBe(true);
+  });
+
+  it("accepts what Compose resolved from it", () => {
+    const r = composeConfig(bundleWith(canaryEnv("hetzner", "schema")));
+    expect(r.status).toBe(0);
+    expect(validate(r.model), JSON.stringify(validate.errors, null, 2)).toBe(true);
+  });
+});
+
+describe("a broken bundle fails the real Compose and the schema", () => {
+  /** Text edits of docker-compose.yml, each one invalid per the compose spec. */
+  const breakages: [string, (text: string) => string, RegExp][] = [
+    ["an unknown service field", (t) => t.replace(/^(  traefik:\n)/m, "$1    restart_policy: always\n"), /restart_policy/],
+    ["a wrong type (ports as a string)", (t) => t.replace(/^( {4})ports:\n {6}- "80:80"\n {6}- "443:443"\n/m, '$1ports: "80:80"\n'), /ports/],
+    ["an unknown top-level key", (t) => `${t}\nservicez: {}\n`, /servicez/],
+  ];
+
+  it.each(breakages)("%s", (_name, edit, mentions) => {
+    const b = bundleWith(canaryEnv("hetzner", "broken"));
+    const original = fs.readFileSync(b.compose, "utf8");
+    const broken = edit(original);
+    expect(broken, "the edit must apply to the current docker-compose.yml").not.toBe(original);
+    fs.writeFileSync(b.compose, broken);
+    const r = composeConfig(b);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(mentions);
+    expect(composeSchemaValidator()(YAML.parse(broken))).toBe(false);
+  });
+});
