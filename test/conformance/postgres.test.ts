@@ -153,7 +153,8 @@ describe("AUTHENTIK_POSTGRESQL_PASSWORD rotation against a real PostgreSQL", () 
       encoding: "utf8",
       env: {
         PATH: `${shimDir}:/usr/bin:/bin`,
-        // A private HOME: bash reads ~/.bashrc when its stdin is a socket, as node's pipes are.
+        // A private HOME: bash reads ~/.bashrc when it guesses that a remote shell daemon started
+        // it from its stdin being a socket (bash(1), INVOCATION), and node's pipes are sockets.
         HOME: bundle.root,
         BIFROST_DIR: bundle.dir,
         CONFORMANCE_PSQL: path.join(pg.bin, "psql"),
