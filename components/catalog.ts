@@ -122,8 +122,10 @@ export const catalog: readonly CatalogEntry[] = [
     requiredFor: ["hetzner"],
     source: "sops",
     format: {
-      rule: "at least 16 printable ASCII characters, no quote",
-      test: (v) => v.length >= 16 && printableWithoutQuotes(v),
+      // PostgreSQL stores a password that already looks like an MD5 or SCRAM verifier as that
+      // verifier (postgres src/backend/libpq/crypt.c, get_password_type): nobody could log in.
+      rule: "at least 16 printable ASCII characters, no quote, not shaped like a Postgres password hash (md5 + 32 hex, SCRAM-SHA-256$…)",
+      test: (v) => v.length >= 16 && printableWithoutQuotes(v) && !/^md5[0-9a-f]{32}$/.test(v) && !v.startsWith("SCRAM-SHA-256$"),
     },
     generate: "openssl rand -base64 36 | tr -d '\\n'",
     rotation: {

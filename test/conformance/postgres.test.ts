@@ -9,6 +9,7 @@
  * psql and a real server started on a temp dir. Logging in afterwards goes over TCP with
  * scram-sha-256, the way Authentik connects from its own container.
  */
+import { entriesFor } from "../../components/catalog";
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
@@ -216,9 +217,19 @@ describe("AUTHENTIK_POSTGRESQL_PASSWORD rotation against a real PostgreSQL", () 
 
   // PostgreSQL stores a password string that already looks like an MD5 or SCRAM verifier
   // as that verifier (CREATE ROLE docs, "ENCRYPTED"; src/backend/libpq/crypt.c
-  // get_password_type), so such a value — allowed by the catalog's format — would lock
-  // Authentik out after a rotation.
-  it("rotates to a password that looks like an MD5 verifier (md5 + 32 hex, allowed by the catalog format)", () => {
-    expectRotation(`md5${"0123456789abcdef".repeat(2)}`);
+  // get_password_type), so such a value would lock Authentik out after a rotation: the real
+  // server proves the hazard, and the catalog's format refuses the value before it gets there.
+  it("a password shaped like an MD5 verifier cannot log in after a rotation, so the catalog refuses it", () => {
+    const verifierShaped = `md5${"0123456789abcdef".repeat(2)}`;
+    const r = rotateTo(verifierShaped);
+    expect(r.status).toBe(0);
+    expect(pg.login(verifierShaped).stderr).toContain('password authentication failed for user "authentik"');
+    const format = entriesFor("hetzner").find((e) => e.key === "AUTHENTIK_POSTGRESQL_PASSWORD")!.format!;
+    expect(format.test(verifierShaped)).toBe(false);
+    expect(format.test("SCRAM-SHA-256$4096:c2FsdHNhbHQ=$a:b")).toBe(false);
+    expect(format.test(`${verifierShaped}x`)).toBe(true);
+    // Put a loginable password back for any later test.
+    expect(rotateTo(current).status).toBe(0);
+    expect(pg.login(current).stdout.trim()).toBe("authentik");
   });
 });
