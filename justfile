@@ -18,6 +18,7 @@ secrets-edit:
 docs:
     @npm run docs
 
-# Install the locked dependencies and run every test
+# Unpack the conformance tools, install the locked dependencies and run every test
 test:
+    @bash scripts/conformance-tools.sh
     @npm cit
