@@ -29,6 +29,12 @@ describe("docs derived from the catalog", () => {
 
   it("README gives the two commands", () => {
     expect(readme).toContain("| run the main job: create or update the edge | `npm ci && npx just core hetzner up` |");
-    expect(readme).toContain("| run the tests | `npm cit` |");
+    expect(readme).toContain("| run the tests | `bash scripts/conformance-tools.sh && npm cit` |");
+  });
+
+  it("CI runs the README's test command", () => {
+    const ci = readFileSync(join(projectRoot, ".ci", "run"), "utf8");
+    expect(ci).toMatch(/^\s*bash scripts\/conformance-tools\.sh$/m);
+    expect(ci).toMatch(/^\s*npm cit$/m);
   });
 });
