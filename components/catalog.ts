@@ -92,7 +92,7 @@ export const catalog: readonly CatalogEntry[] = [
   },
   {
     key: "AUTHENTIK_TOKEN",
-    deliveredAs: "AUTHENTIK_BOOTSTRAP_TOKEN; also the key of the minted API token that becomes NB_IDP_MGMT_TOKEN",
+    deliveredAs: "AUTHENTIK_BOOTSTRAP_TOKEN; the key of the Authentik API token the bootstrap mints with `ak shell`",
     where: [".secrets.env"],
     requiredFor: ["hetzner"],
     source: "sops",
@@ -193,15 +193,6 @@ export const catalog: readonly CatalogEntry[] = [
     generate: "bao operator init -key-shares=1 -key-threshold=1 (the Unseal Key 1 line)",
     rotation: { kind: "yes", note: "redeploy OpenBao" },
     consumers: [],
-  },
-  {
-    key: "NB_IDP_MGMT_TOKEN",
-    deliveredAs: "minted on the VPS by the bootstrap, never in SOPS",
-    where: [".secrets.env"],
-    requiredFor: [],
-    source: "minted",
-    rotation: { kind: "follows", key: "AUTHENTIK_TOKEN" },
-    consumers: ["netbird-server"],
   },
 ];
 

@@ -26,8 +26,9 @@ readonly NETBIRD_CONFIG="netbird/config.yaml"
 # between rendering a changed config and restarting the service that mounts it.
 readonly NETBIRD_RESTART_PENDING="netbird/.config.yaml.restart-pending"
 
-# Runs inside authentik-server through `ak shell` (stdin). The key is read from the
-# container's own environment, so it never appears on a command line.
+# Runs inside authentik-server through `ak shell` (stdin): the Authentik API token the
+# bootstrap uses, keyed by AUTHENTIK_TOKEN. The key is read from the container's own
+# environment, so it never appears on a command line.
 readonly MINT_SNIPPET='import os
 from authentik.core.models import Token, TokenIntents, User
 
@@ -56,7 +57,6 @@ STEP_NOTE=""
 RUN_STARTED=0
 
 UNESCAPED=""
-QUOTED=""
 FINGERPRINT=""
 
 # EPOCHREALTIME's separator follows the locale's decimal point.
@@ -119,14 +119,6 @@ env_unescape() { # $1: text between the quotes → UNESCAPED; returns 1 when mal
   done
   [[ $rest != *[\\\"]* ]] || return 1
   UNESCAPED+=$rest
-}
-
-env_quote() { # $1: value → QUOTED, as render.ts writes it
-  local -
-  set +x
-  local value=${1//\\/\\\\}
-  value=${value//\"/\\\"}
-  QUOTED="\"${value//\$/\\\$}\""
 }
 
 load_env_file() { # $1: file name in BIFROST_DIR
@@ -334,7 +326,7 @@ sync_postgres_password() {
   STEP_NOTE="role password set"
 }
 
-mint_mgmt_token() {
+mint_authentik_token() {
   local -
   set +x
   local attempt output errors token_line=$'(^|\n)TOKEN:([^\n]+)'
@@ -345,6 +337,9 @@ mint_mgmt_token() {
       [[ $output =~ $token_line ]]; then
       MINTED_TOKEN=${BASH_REMATCH[2]}
       rm -f "$errors"
+      # The token Authentik holds must carry the key the bootstrap will authenticate with.
+      [[ $MINTED_TOKEN == "${CONF[AUTHENTIK_TOKEN]}" ]] ||
+        die "the Authentik API token minted in authentik-server does not carry AUTHENTIK_TOKEN's value"
       STEP_NOTE="attempt $attempt"
       return 0
     fi
@@ -353,24 +348,7 @@ mint_mgmt_token() {
   printf '[bootstrap] last error of ak shell:\n' >&2
   tail -n "$LOG_TAIL_LINES" "$errors" >&2
   rm -f "$errors"
-  die "could not mint the NetBird management token in authentik-server after $MINT_ATTEMPTS attempts"
-}
-
-store_mgmt_token() {
-  local -
-  set +x
-  local line kept=""
-  if [[ ${CONF[NB_IDP_MGMT_TOKEN]-} == "$MINTED_TOKEN" ]]; then
-    STEP_NOTE="unchanged"
-    return 0
-  fi
-  while IFS= read -r line || [[ -n $line ]]; do
-    [[ $line == NB_IDP_MGMT_TOKEN=* ]] || kept+=$line$'\n'
-  done <.secrets.env
-  env_quote "$MINTED_TOKEN"
-  write_atomically .secrets.env 0600 "${kept}NB_IDP_MGMT_TOKEN=$QUOTED"$'\n'
-  CONF[NB_IDP_MGMT_TOKEN]=$MINTED_TOKEN
-  STEP_NOTE="written to .secrets.env"
+  die "could not mint the Authentik API token in authentik-server after $MINT_ATTEMPTS attempts"
 }
 
 # --- netbird -----------------------------------------------------------------------------
@@ -447,8 +425,7 @@ main() {
   step authentik-postgres start_services authentik-postgres
   step postgres-password sync_postgres_password
   step authentik start_services authentik-server authentik-worker
-  step mint-token mint_mgmt_token
-  step store-token store_mgmt_token
+  step mint-token mint_authentik_token
   step netbird-config render_netbird_config
   step netbird-server start_netbird_server
   step netbird-dashboard start_services netbird-dashboard

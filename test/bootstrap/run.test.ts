@@ -39,11 +39,10 @@ describe("bootstrap.sh in the docker double", () => {
     // Every image is pulled before the first container starts.
     expect(b.double.eventsOf("pull").map((e) => e.service).sort()).toEqual(Object.keys(parseYaml(b.read("docker-compose.yml")).services).sort());
     expect(b.double.tokens.get("netbird-mgmt-token")).toEqual({ user: "akadmin", key: b.secrets.AUTHENTIK_TOKEN, intent: "api", expiring: false });
-    expect(b.read(".secrets.env")).toContain(`NB_IDP_MGMT_TOKEN="${b.secrets.AUTHENTIK_TOKEN}"`);
     for (const name of b.double.containers.keys()) expect(b.double.healthOf(name)).toBe("healthy");
     // One log line per step, each with its duration.
     const stepLines = r.stdout.split("\n").filter((l) => l.startsWith("[bootstrap] step "));
-    expect(stepLines.length).toBe(15);
+    expect(stepLines.length).toBe(14);
     for (const line of stepLines) expect(line).toMatch(/: ok.*\(\d+\.\d\ds\)$/);
     expect(r.stderr).not.toMatch(/variable is not set/);
     expectNoCanary(b, r.stdout, r.stderr);
@@ -86,7 +85,6 @@ describe("bootstrap.sh in the docker double", () => {
     const r = await b.run();
     expect(r.code, r.stderr).toBe(0);
     expect(b.endState()).toEqual(first);
-    expect(b.read(".secrets.env").match(/^NB_IDP_MGMT_TOKEN=/gm)).toHaveLength(1);
     expect(b.read("netbird/config.yaml.tmpl")).toBe(template);
     expect(fs.readFileSync(path.join(b.dir, "netbird/config.yaml.tmpl"), "utf8")).toBe(fs.readFileSync(path.join(__dirname, "../../cloud/bifrost/netbird/config.yaml.tmpl"), "utf8"));
     expect(b.double.events.slice(events).filter((e) => e.kind !== "pull" && e.kind !== "token-unchanged")).toEqual([]);
@@ -94,7 +92,7 @@ describe("bootstrap.sh in the docker double", () => {
     expect(fs.statSync(path.join(b.dir, ".secrets.env")).mode & 0o777).toBe(0o600);
   });
 
-  it("follows a rotated AUTHENTIK_TOKEN: token key updated, config re-rendered, netbird-server restarted", async () => {
+  it("follows a rotated AUTHENTIK_TOKEN: the minted token's key is updated, NetBird is not touched", async () => {
     const b = await bifrost();
     expect((await b.run()).code).toBe(0);
     const before = b.read("netbird/config.yaml");
@@ -107,13 +105,19 @@ describe("bootstrap.sh in the docker double", () => {
       "recreate authentik-server",
       "recreate authentik-worker",
       "token-update authentik-server",
-      "restart netbird-server",
     ]);
-    const after = b.read("netbird/config.yaml");
-    expect(after).not.toBe(before);
-    expect(parseYaml(after).server.idpManager.extraConfig.apiToken).toBe("rotatedAUTHENTIKTOKEN0123456789abcdef");
-    expect(b.read(".secrets.env").match(/^NB_IDP_MGMT_TOKEN=.*$/gm)).toEqual(['NB_IDP_MGMT_TOKEN="rotatedAUTHENTIKTOKEN0123456789abcdef"']);
+    // NetBird's combined server reads no idpManager: nothing of Authentik's token is in its config.
+    expect(b.read("netbird/config.yaml")).toBe(before);
     expectNoCanary(b, r.stdout, r.stderr);
+  });
+
+  it("never writes the env files Pulumi owns", async () => {
+    const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
+    const before = { env: b.read(".env"), secrets: b.read(".secrets.env") };
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    expect({ env: b.read(".env"), secrets: b.read(".secrets.env") }).toEqual(before);
+    expect(before.secrets).not.toMatch(/NB_IDP_MGMT_TOKEN/);
   });
 
   it("retries ak shell while Django starts", async () => {
@@ -132,7 +136,7 @@ describe("bootstrap.sh in the docker double", () => {
     expect(r.code).not.toBe(0);
     expect(b.double.calls.filter((c) => c === "exec -i authentik-server ak shell")).toHaveLength(3);
     expect(r.stderr).toContain("the database system is starting up");
-    expect(r.stderr).toMatch(/could not mint the NetBird management token .* after 3 attempts/);
+    expect(r.stderr).toMatch(/could not mint the Authentik API token .* after 3 attempts/);
     expect(b.double.containers.has("netbird-server")).toBe(false);
   });
 
@@ -222,11 +226,11 @@ describe("bootstrap.sh in the docker double", () => {
     const config = parseYaml(b.read("netbird/config.yaml"));
     expect(config.server.authSecret).toBe(hostile[0]);
     expect(config.server.store.encryptionKey).toBe(hostile[1]);
-    expect(config.server.idpManager.extraConfig.apiToken).toBe(hostile[2]);
     expect(config.server.exposedAddress).toBe(`https://netbird.${hostile[3]}:443`);
     expect(b.read("netbird/config.yaml.tmpl")).toBe(fs.readFileSync(path.join(__dirname, "../../cloud/bifrost/netbird/config.yaml.tmpl"), "utf8"));
-    // The token written back into .secrets.env reads back through Compose's parser unchanged.
+    expect(config.server.auth.issuer).toBe(`https://netbird.${hostile[3]}/oauth2`);
+    // A hostile token reads back through Compose's parser unchanged and is minted as it is.
     expect(b.double.containers.get("authentik-server")?.config.environment.AUTHENTIK_BOOTSTRAP_TOKEN).toBe(hostile[2]);
-    expect(b.read(".secrets.env")).toContain(`NB_IDP_MGMT_TOKEN="quote'in\\"side \`tick\` #hash"`);
+    expect(b.double.tokens.get("netbird-mgmt-token")?.key).toBe(hostile[2]);
   });
 });
