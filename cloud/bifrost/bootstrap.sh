@@ -245,6 +245,25 @@ mount_data_volume() {
   persist_in_fstab "$device" "$fstype"
 }
 
+# Bind-mounted directories of images that run as uid 1000: Docker would create a missing one
+# owned by root and the container could not write to it. Authentik's image runs as uid 1000
+# (goauthentik/authentik Dockerfile `USER 1000`; lifecycle/ak only fixes /media's owner when
+# started as root) and netbird-proxy's as netbird, uid 1000 (netbirdio/netbird v0.77.1
+# proxy/Dockerfile `USER netbird:netbird`).
+readonly UID_1000_DIRS=(authentik/media netbird-proxy/certs)
+
+prepare_data_dirs() {
+  local dir changed=()
+  for dir in "${UID_1000_DIRS[@]}"; do
+    mkdir -p "$DATA/$dir"
+    if [[ $(stat -c '%u:%g' "$DATA/$dir") != 1000:1000 ]]; then
+      chown 1000:1000 "$DATA/$dir"
+      changed+=("$dir")
+    fi
+  done
+  if ((${#changed[@]} > 0)); then STEP_NOTE="owner set to 1000:1000: ${changed[*]}"; else STEP_NOTE="unchanged"; fi
+}
+
 # --- keyed fingerprints ------------------------------------------------------------------
 
 # HMAC-SHA-256 under a random per-host key kept beside the data, so a fingerprint neither
@@ -420,6 +439,7 @@ main() {
   step volume mount_data_volume
   # Before anything is pulled, started or changed: a wrong key leaves the install untouched.
   step netbird-store-key guard_netbird_store_key
+  step data-dirs prepare_data_dirs
   step pull pull_images
   step traefik start_services traefik
   step authentik-postgres start_services authentik-postgres

@@ -42,7 +42,7 @@ describe("bootstrap.sh in the docker double", () => {
     for (const name of b.double.containers.keys()) expect(b.double.healthOf(name)).toBe("healthy");
     // One log line per step, each with its duration.
     const stepLines = r.stdout.split("\n").filter((l) => l.startsWith("[bootstrap] step "));
-    expect(stepLines.length).toBe(14);
+    expect(stepLines.length).toBe(15);
     for (const line of stepLines) expect(line).toMatch(/: ok.*\(\d+\.\d\ds\)$/);
     expect(r.stderr).not.toMatch(/variable is not set/);
     expectNoCanary(b, r.stdout, r.stderr);
@@ -118,6 +118,26 @@ describe("bootstrap.sh in the docker double", () => {
     expect(r.code, r.stderr).toBe(0);
     expect({ env: b.read(".env"), secrets: b.read(".secrets.env") }).toEqual(before);
     expect(before.secrets).not.toMatch(/NB_IDP_MGMT_TOKEN/);
+  });
+
+  it("creates the bind-mounted directories of uid-1000 images owned by 1000:1000 before anything starts", async () => {
+    const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    for (const dir of ["authentik/media", "netbird-proxy/certs"]) {
+      const st = fs.statSync(path.join(b.data, dir));
+      expect([dir, st.uid, st.gid]).toEqual([dir, 1000, 1000]);
+    }
+    const lines = r.stdout.split("\n");
+    const dirs = lines.findIndex((l) => l.startsWith("[bootstrap] step data-dirs: ok, owner set to 1000:1000: authentik/media netbird-proxy/certs"));
+    expect(dirs).toBeGreaterThan(-1);
+    expect(dirs).toBeLessThan(lines.findIndex((l) => l.startsWith("[bootstrap] step pull:")));
+    // A root-owned directory left by an earlier Docker (which creates missing bind sources as root) is fixed.
+    fs.chownSync(path.join(b.data, "authentik/media"), 0, 0);
+    const again = await b.run();
+    expect(again.stdout).toContain("step data-dirs: ok, owner set to 1000:1000: authentik/media (");
+    expect(fs.statSync(path.join(b.data, "authentik/media")).uid).toBe(1000);
+    expect((await b.run()).stdout).toContain("step data-dirs: ok, unchanged (");
   });
 
   it("retries ak shell while Django starts", async () => {
