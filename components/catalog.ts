@@ -102,6 +102,25 @@ export const catalog: readonly CatalogEntry[] = [
     consumers: ["authentik-server", "authentik-worker"],
   },
   {
+    // Authentik's bootstrap blueprint (blueprints/system/bootstrap.yaml) sets akadmin's
+    // password from this variable when it creates the user, so the initial-setup flow is
+    // closed from the first start; without it whoever reaches auth.<domain> first becomes
+    // admin. Authentik reads it only at first start (website/docs/install-config/
+    // automated-install.mdx), so a rotation has to reach akadmin through Authentik itself.
+    key: "AUTHENTIK_BOOTSTRAP_PASSWORD",
+    deliveredAs: "akadmin's password, as AUTHENTIK_BOOTSTRAP_PASSWORD (closes Authentik's first-run setup)",
+    where: [".secrets.env"],
+    requiredFor: ["hetzner"],
+    source: "sops",
+    format: {
+      rule: "at least 16 printable ASCII characters, no quote",
+      test: (v) => v.length >= 16 && printableWithoutQuotes(v),
+    },
+    generate: "openssl rand -base64 24",
+    rotation: { kind: "with care", note: "Authentik reads it only at first start; change akadmin's password in Authentik as well" },
+    consumers: ["authentik-server", "authentik-worker"],
+  },
+  {
     key: "AUTHENTIK_SECRET_KEY",
     deliveredAs: "AUTHENTIK_SECRET_KEY",
     where: [".env"],

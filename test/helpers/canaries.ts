@@ -13,6 +13,7 @@ const builders: Record<string, (m: string, tag: string) => string> = {
   HCLOUD_TOKEN: (m) => pad(m, 64),
   CLOUDFLARE_API_TOKEN: (m) => pad(`${m}_-`, 48),
   AUTHENTIK_TOKEN: (m) => pad(m, 48),
+  AUTHENTIK_BOOTSTRAP_PASSWORD: (m) => `${m} $PWD #pw \\ &`,
   AUTHENTIK_SECRET_KEY: (m) => pad(`${m} $HOME #not-a-comment \\ back\\slash`, 64, "x"),
   AUTHENTIK_POSTGRESQL_PASSWORD: (m) => `${m} $1 #hash \\`,
   // 43 base64 characters and one `=` decode to exactly 32 bytes; the trailing A keeps it canonical.
