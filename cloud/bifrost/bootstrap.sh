@@ -345,7 +345,7 @@ sync_postgres_password() {
   STEP_NOTE="role password set"
 }
 
-mint_authentik_token() {
+mint_mgmt_token() {
   local -
   set +x
   local attempt output errors token_line=$'(^|\n)TOKEN:([^\n]+)'
@@ -367,7 +367,7 @@ mint_authentik_token() {
   printf '[bootstrap] last error of ak shell:\n' >&2
   tail -n "$LOG_TAIL_LINES" "$errors" >&2
   rm -f "$errors"
-  die "could not mint the Authentik API token in authentik-server after $MINT_ATTEMPTS attempts"
+  die "could not mint the NetBird management token in authentik-server after $MINT_ATTEMPTS attempts"
 }
 
 # --- netbird -----------------------------------------------------------------------------
@@ -445,7 +445,7 @@ main() {
   step authentik-postgres start_services authentik-postgres
   step postgres-password sync_postgres_password
   step authentik start_services authentik-server authentik-worker
-  step mint-token mint_authentik_token
+  step mint-token mint_mgmt_token
   step netbird-config render_netbird_config
   step netbird-server start_netbird_server
   step netbird-dashboard start_services netbird-dashboard

@@ -156,7 +156,7 @@ describe("bootstrap.sh in the docker double", () => {
     expect(r.code).not.toBe(0);
     expect(b.double.calls.filter((c) => c === "exec -i authentik-server ak shell")).toHaveLength(3);
     expect(r.stderr).toContain("the database system is starting up");
-    expect(r.stderr).toMatch(/could not mint the Authentik API token .* after 3 attempts/);
+    expect(r.stderr).toMatch(/could not mint the NetBird management token .* after 3 attempts/);
     expect(b.double.containers.has("netbird-server")).toBe(false);
   });
 
