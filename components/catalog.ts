@@ -182,8 +182,12 @@ export const catalog: readonly CatalogEntry[] = [
     requiredFor: [],
     optional: { for: ["hetzner"], skips: "netbird-proxy" },
     source: "sops",
-    format: { rule: "a NetBird personal access token (nbp_ and 36 characters [A-Za-z0-9])", test: (v) => /^nbp_[A-Za-z0-9]{36}$/.test(v) },
-    generate: "NetBird dashboard → Team → Service Users → create → Create Token",
+    // A proxy access token, not a PAT: "nbx_" + 30 random base62 characters + a 6-character
+    // base62 checksum (management/server/types/proxy_access_token.go, ProxyTokenPrefix and
+    // ProxyTokenLength = 40, netbirdio/netbird v0.77.1). `admin token create` is how NetBird's
+    // getting-started.sh mints it (combined/cmd/admin.go; management/cmd/token/token.go).
+    format: { rule: "a NetBird proxy access token (nbx_ and 36 characters [A-Za-z0-9])", test: (v) => /^nbx_[A-Za-z0-9]{36}$/.test(v) },
+    generate: "docker exec netbird-server /go/bin/netbird-server admin token create --name bifrost-proxy --config /etc/netbird/config.yaml (the Token: line)",
     rotation: { kind: "yes" },
     consumers: ["netbird-proxy"],
   },

@@ -19,7 +19,7 @@ const builders: Record<string, (m: string, tag: string) => string> = {
   // 43 base64 characters and one `=` decode to exactly 32 bytes; the trailing A keeps it canonical.
   NB_DATA_STORE_KEY: (m) => `${pad(m, 42, "A")}A=`,
   NB_RELAY_SECRET: (m) => `${pad(m, 42, "A")}A=`,
-  NB_PROXY_TOKEN: (m) => `nbp_${pad(m, 36)}`,
+  NB_PROXY_TOKEN: (m) => `nbx_${pad(m, 36)}`,
   // A setup key is hex only: its marker is the last group.
   NB_BIFROST_SETUP_KEY: (_m, tag) => `CA4A41E5-0000-4000-8000-${pad(Buffer.from(tag).toString("hex").toUpperCase(), 12, "C")}`,
   OPENBAO_UNSEAL_KEY: (m) => `${pad(m, 42, "A")}A=`,
