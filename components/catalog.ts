@@ -213,8 +213,25 @@ export const catalog: readonly CatalogEntry[] = [
     requiredFor: ["cluster"],
     source: "sops",
     format: { rule: "base64", test: (v) => (base64Bytes(v) ?? 0) > 0 },
-    generate: "bao operator init -key-shares=1 -key-threshold=1 (the Unseal Key 1 line)",
-    rotation: { kind: "yes", note: "redeploy OpenBao" },
+    generate: "just openbao-init",
+    rotation: { kind: "yes", note: "bao operator rekey, then `just core cluster up` (README: The cluster stack)" },
+    consumers: [],
+  },
+  {
+    key: "OPENBAO_TOKEN",
+    deliveredAs: "@pulumi/vault provider token (cluster stack); `just openbao-init` writes the root token here, replace it with a scoped admin token",
+    where: ["program"],
+    requiredFor: ["cluster"],
+    source: "sops",
+    format: {
+      // OpenBao mints service tokens as "hvs." (or "s." with server-side consistent tokens
+      // disabled) around 24 base62 characters, longer and base64url when SSC tokens are on
+      // (openbao v2.6.2 vault/token_store.go, sdk/helper/consts/token_consts.go, vault/request_handling.go).
+      rule: "an OpenBao service token (hvs. or s. and at least 24 characters [A-Za-z0-9_.-])",
+      test: (v) => /^(?:hvs|s)\.[A-Za-z0-9_.-]{24,}$/.test(v),
+    },
+    generate: "just openbao-init",
+    rotation: { kind: "yes", note: "create a new token, `just secrets-edit`, revoke the old one" },
     consumers: [],
   },
 ];

@@ -23,6 +23,7 @@ const builders: Record<string, (m: string, tag: string) => string> = {
   // A setup key is hex only: its marker is the last group.
   NB_BIFROST_SETUP_KEY: (_m, tag) => `CA4A41E5-0000-4000-8000-${pad(Buffer.from(tag).toString("hex").toUpperCase(), 12, "C")}`,
   OPENBAO_UNSEAL_KEY: (m) => `${pad(m, 42, "A")}A=`,
+  OPENBAO_TOKEN: (m) => `hvs.${pad(m, 28)}`,
 };
 
 export interface Canary {
