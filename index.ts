@@ -1,5 +1,6 @@
 /** Entry point: the stack's `core:kind` picks which program runs. */
 import * as pulumi from "@pulumi/pulumi";
+import { cluster } from "./stacks/cluster";
 import { hetzner } from "./stacks/hetzner";
 import { hetznerData } from "./stacks/hetznerData";
 
@@ -8,6 +9,7 @@ type Outputs = Record<string, unknown>;
 const programs: Record<string, () => Outputs | Promise<Outputs>> = {
   hetzner: () => hetzner(),
   "hetzner-data": () => hetznerData(),
+  cluster: () => cluster(),
 };
 
 async function run(): Promise<Outputs> {

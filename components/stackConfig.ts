@@ -4,6 +4,7 @@
  * No domain, zone or address lives in code; they all come from here.
  */
 import { isIP } from "node:net";
+import { parseAppRow, tableProblems, type AppRow } from "./cluster/appTable";
 import type { Problem } from "./env";
 
 /** Reads one raw config value (`pulumi.Config.get`), undefined when unset. */
@@ -47,6 +48,22 @@ export interface HetznerDataSettings {
   readonly volumeSizeGb: number;
   /** Lifts both protections so the data stack can be destroyed on purpose. */
   readonly allowDestroy: boolean;
+}
+
+export interface ClusterSettings {
+  /** Path of the kubeconfig file; `~/` is the operator's home. */
+  readonly kubeconfig: string;
+  /** The kubeconfig context to use: always named, never the file's current-context by accident. */
+  readonly kubeContext: string;
+  /** Where Pulumi reaches OpenBao's API (OPENBAO_ADDR). */
+  readonly openbaoAddr: string;
+  /** Where pods' CSI provider reaches OpenBao inside the cluster (each SecretProviderClass's vaultAddress). */
+  readonly openbaoClusterAddr: string;
+  /** The API server address OpenBao's Kubernetes auth method checks service account tokens against. */
+  readonly kubernetesHost: string;
+  /** Key of `cert-manager/cloudflare-api-token` that holds the token (what the ClusterIssuer's apiTokenSecretRef names). */
+  readonly cloudflareSecretKey: string;
+  readonly apps: readonly AppRow[];
 }
 
 export interface Checked<T> {
@@ -139,6 +156,8 @@ class Reader {
   }
 }
 
+const url = { test: (v: string) => /^https?:\/\/[^\s"'$/]+(:\d+)?\/?$/.test(v), expected: "an http:// or https:// address without a path, such as https://openbao.example.net:8200" };
+
 const hostname = { test: (v: string) => hostnamePattern.test(v), expected: "a lower-case DNS name such as example.org" };
 
 export function checkHetznerSettings(get: ConfigGetter): Checked<HetznerSettings> {
@@ -179,4 +198,26 @@ export function checkHetznerDataSettings(get: ConfigGetter): Checked<HetznerData
     allowDestroy: r.string("allowDestroy", { test: (v) => v === "true" || v === "false", expected: "true or false" }, "false") === "true",
   };
   return r.problems.length > 0 ? { problems: r.problems } : { settings: settings as HetznerDataSettings, problems: [] };
+}
+
+/** The operator's own kubeconfig, when core:kubeconfig is not set. */
+export const defaultKubeconfig = "~/.kube/config";
+
+export function checkClusterSettings(get: ConfigGetter): Checked<ClusterSettings> {
+  const r = new Reader(get);
+  const settings = {
+    kubeconfig: r.string("kubeconfig", undefined, defaultKubeconfig),
+    kubeContext: r.string("kubeContext"),
+    openbaoAddr: r.string("openbaoAddr", url),
+    openbaoClusterAddr: r.string("openbaoClusterAddr", url, "http://openbao.openbao.svc:8200"),
+    kubernetesHost: r.string("kubernetesHost", url, "https://kubernetes.default.svc"),
+    cloudflareSecretKey: r.string("cloudflareSecretKey", { test: (v) => /^[-._a-zA-Z0-9]{1,253}$/.test(v), expected: "a Secret key (letters, digits, '-', '_', '.')" }, "CLOUDFLARE_API_TOKEN"),
+    apps: r.list("apps", (value, where) => {
+      const parsed = parseAppRow(value);
+      for (const p of parsed.problems) r.problems.push({ key: `core:${where}`, problem: p });
+      return parsed.row;
+    }, { nonEmpty: true }),
+  };
+  for (const p of tableProblems(settings.apps)) r.problems.push({ key: "core:apps", problem: p });
+  return r.problems.length > 0 ? { problems: r.problems } : { settings: settings as ClusterSettings, problems: [] };
 }

@@ -3,7 +3,7 @@
  * No CLI, no provider plugin: the mocks answer every resource and invoke.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { vi } from "vitest";
 
 /** The marker Pulumi's serializer puts on a secret value. */
@@ -21,6 +21,8 @@ export interface Registered {
   dependencies?: string[];
   protect?: boolean;
   deleteBeforeReplace?: boolean;
+  ignoreChanges?: string[];
+  retainOnDelete?: boolean;
 }
 
 export interface Run {
@@ -97,6 +99,22 @@ function idFor(type: string, name: string, inputs: Record<string, unknown>, serv
   return stableId(type, name);
 }
 
+/**
+ * What the random provider computes: RandomPassword's `result` of `length` characters from
+ * the classes its inputs allow (upper, lower, digits, and `overrideSpecial` or the default
+ * specials unless `special` is false: terraform-provider-random internal/random/string.go
+ * CreateString), RandomBytes's `hex` and `base64` of `length` bytes; output names as
+ * @pulumi/random 4.21.2 randomPassword.d.ts / randomBytes.d.ts declare them.
+ */
+function randomState(type: string, inputs: Record<string, unknown>): Record<string, unknown> {
+  const length = Number(inputs.length);
+  const bytes = randomBytes(length);
+  if (type === "random:index/randomBytes:RandomBytes") return { hex: bytes.toString("hex"), base64: bytes.toString("base64") };
+  let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  if (inputs.special !== false) alphabet += typeof inputs.overrideSpecial === "string" ? inputs.overrideSpecial : "!@#$%&*()-_=+[]{}<>:?";
+  return { result: [...bytes].map((b) => alphabet[b % alphabet.length]).join("") };
+}
+
 function mocks(resources: Registered[], opts: RunOptions): pulumi.runtime.Mocks {
   const dataOutputs = opts.dataOutputs ?? dataStackOutputs;
   const sshKeys = opts.sshKeys ?? [];
@@ -113,6 +131,9 @@ function mocks(resources: Registered[], opts: RunOptions): pulumi.runtime.Mocks 
         case "hcloud:index/primaryIp:PrimaryIp":
           // IPv6: the network address (see dataStackOutputs).
           return { id, state: { ...args.inputs, ipAddress: args.inputs.type === "ipv4" ? "198.51.100.1" : "2001:db8:99::" } };
+        case "random:index/randomPassword:RandomPassword":
+        case "random:index/randomBytes:RandomBytes":
+          return { id, state: { ...args.inputs, ...randomState(args.type, args.inputs) } };
         default:
           return { id, state: args.inputs };
       }
@@ -137,6 +158,8 @@ interface RegisterRequest {
   getDependenciesList(): string[];
   getProtect(): boolean;
   getDeletebeforereplace(): boolean;
+  getIgnorechangesList(): string[];
+  getRetainondelete(): boolean | undefined;
 }
 type Callback = (err: unknown, response?: { getUrn(): string }) => void;
 
@@ -153,6 +176,8 @@ function recordRequests(resources: Registered[]): void {
         r.dependencies = req.getDependenciesList();
         r.protect = req.getProtect();
         r.deleteBeforeReplace = req.getDeletebeforereplace();
+        r.ignoreChanges = req.getIgnorechangesList();
+        r.retainOnDelete = req.getRetainondelete() ?? false;
       }
       cb(err, response);
     });
@@ -168,7 +193,7 @@ async function settle(resources: Registered[]): Promise<void> {
 }
 
 export interface RunOptions {
-  readonly stack: "hetzner" | "hetzner-data";
+  readonly stack: "hetzner" | "hetzner-data" | "cluster";
   readonly config: Record<string, string>;
   /** The SOPS environment the program sees (plus SSH_AUTH_SOCK etc.). */
   readonly env: Record<string, string | undefined>;

@@ -1,0 +1,100 @@
+/**
+ * The cluster stack: links the two secret tiers and configures OpenBao for every app of one
+ * table. env → config (every problem at once, nothing registered on failure) → namespaces →
+ * bootstrap Secrets → OpenBao's runtime tier and the SecretProviderClasses.
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import * as vault from "@pulumi/vault";
+import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { parse } from "yaml";
+import { BootstrapSecrets, cloudflareSecret, unsealKeySecret } from "../components/cluster/bootstrapSecrets";
+import { ClusterNamespaces } from "../components/cluster/namespaces";
+import { OpenBaoApps } from "../components/cluster/openBaoApps";
+import { checkSecrets, ConfigError, wrapSecrets, type Environment, type Problem } from "../components/env";
+import { checkClusterSettings, defaultKubeconfig } from "../components/stackConfig";
+
+/**
+ * The kubeconfig file's text, when it can be read and names the context. Checked even when
+ * other settings are wrong, so its problems join theirs; the text goes to the provider
+ * secret-wrapped (it holds credentials).
+ */
+export function readKubeconfig(file: string, context: string | undefined): { text?: string; problems: Problem[] } {
+  const path = file.replace(/^~(?=\/)/, homedir());
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return { problems: [{ key: "core:kubeconfig", problem: "the file it names cannot be read" }] };
+  }
+  let doc: unknown;
+  try {
+    doc = parse(text);
+  } catch {
+    return { problems: [{ key: "core:kubeconfig", problem: "the file it names is not valid YAML" }] };
+  }
+  // Named lists of clusters and contexts (k8s.io/client-go tools/clientcmd/api/v1 types.go Config).
+  const list = (field: string) => {
+    const v = (doc as Record<string, unknown> | null)?.[field];
+    return Array.isArray(v) ? (v as { name?: unknown; context?: { cluster?: unknown } }[]) : [];
+  };
+  if (context === undefined) return { problems: [] };
+  const entry = list("contexts").find((c) => c?.name === context);
+  if (!entry) return { problems: [{ key: "core:kubeContext", problem: "no context of that name in the kubeconfig file" }] };
+  if (!list("clusters").some((c) => c?.name === entry.context?.cluster))
+    return { problems: [{ key: "core:kubeContext", problem: "its cluster is not defined in the kubeconfig file" }] };
+  return { text, problems: [] };
+}
+
+export function cluster(env: Environment = process.env) {
+  const config = new pulumi.Config("core");
+
+  // env → config
+  const secrets = checkSecrets("cluster", env);
+  const stack = checkClusterSettings((k) => config.get(k));
+  const kube = readKubeconfig(config.get("kubeconfig") || defaultKubeconfig, config.get("kubeContext") || undefined);
+  const problems = [...secrets.problems, ...stack.problems, ...kube.problems];
+  if (problems.length > 0 || !stack.settings || kube.text === undefined) throw new ConfigError("cluster stack", problems);
+  const settings = stack.settings;
+  const secretInputs = wrapSecrets(secrets.values);
+  pulumi.log.info(`checked ${Object.keys(secrets.values).length} secrets, the stack config and ${settings.apps.length} apps`);
+
+  const k8sProvider = new k8s.Provider("cluster", {
+    kubeconfig: pulumi.secret(kube.text),
+    context: settings.kubeContext,
+    // Replaced only when the context changes, not when its credentials are rotated.
+    clusterIdentifier: settings.kubeContext,
+    // Adopt a namespace or bootstrap Secret GitOps created first instead of failing
+    // (pulumi-kubernetes >= 4.29 refuses existing objects unless this is set). Every object
+    // here keeps one Pulumi name for one metadata.name, so no create-then-delete can hit one.
+    upsertExistingObjects: true,
+  });
+  const vaultProvider = new vault.Provider("openbao", { address: settings.openbaoAddr, token: secretInputs.OPENBAO_TOKEN });
+
+  const namespaces = new ClusterNamespaces("cluster", {
+    names: [unsealKeySecret.namespace, cloudflareSecret.namespace, ...settings.apps.map((a) => a.namespace)],
+    provider: k8sProvider,
+  });
+  const bootstrap = new BootstrapSecrets("bootstrap", {
+    unsealKey: secretInputs.OPENBAO_UNSEAL_KEY,
+    cloudflareApiToken: secretInputs.CLOUDFLARE_API_TOKEN,
+    cloudflareSecretKey: settings.cloudflareSecretKey,
+    namespaces: namespaces.names,
+    provider: k8sProvider,
+  });
+  const apps = new OpenBaoApps("openbao", {
+    apps: settings.apps,
+    clusterAddr: settings.openbaoClusterAddr,
+    kubernetesHost: settings.kubernetesHost,
+    namespaces: namespaces.names,
+    vaultProvider,
+    k8sProvider,
+  });
+
+  return {
+    bootstrapSecrets: bootstrap.secretNames,
+    roles: apps.roles,
+    apps: Object.fromEntries(settings.apps.map((a) => [a.app, { namespace: a.namespace, pattern: a.pattern, kvPath: `secret/${a.kvPath}`, keys: a.keys.map((k) => k.name) }])),
+  };
+}
