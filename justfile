@@ -14,6 +14,10 @@ secrets-check stack="hetzner":
 secrets-edit:
     @bash scripts/core.sh - edit-secrets
 
+# Initialise the cluster's OpenBao once; its unseal key and root token go straight into the SOPS file
+openbao-init stack="cluster":
+    @bash scripts/openbao-init.sh "$1"
+
 # Regenerate the README's catalog table and secrets/bootstrap.sops.yaml.example from the catalog
 docs:
     @npm run docs

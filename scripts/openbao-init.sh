@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Initialises the cluster's OpenBao once (`just openbao-init`): `bao operator init` with one key
+# share runs in the OpenBao pod through `kubectl exec`, and its JSON answer goes through a pipe
+# and jq straight into secrets/bootstrap.sops.yaml (`sops set --value-stdin`): the unseal key as
+# OPENBAO_UNSEAL_KEY, the root token as OPENBAO_TOKEN. Neither is ever printed, written to a
+# file outside the SOPS file, or put on a command line. Refuses an OpenBao that is initialised.
+set -euo pipefail
+
+project_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly project_root
+readonly sops_file="secrets/bootstrap.sops.yaml"
+# `sops set --value-stdin` arrived in sops 3.11.0 (getsops/sops CHANGELOG.md, 3.11.0 Features).
+readonly sops_min_major=3 sops_min_minor=11
+readonly probe_key="OPENBAO_INIT_PROBE"
+
+log() { printf '[openbao-init] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# step NAME COMMAND…: one log line per step, with how long it took.
+step() {
+  local name="$1" started=$SECONDS status=0 outcome=ok
+  shift
+  log "${name}…"
+  "$@" || status=$?
+  [[ $status -eq 0 ]] || outcome="failed (exit ${status})"
+  log "${name}: ${outcome} in $((SECONDS - started))s"
+  return "$status"
+}
+
+check_tools() {
+  local tool missing=()
+  for tool in kubectl sops jq node; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+  done
+  [[ ${#missing[@]} -eq 0 ]] || die "not installed: ${missing[*]} (see README: Prerequisites)"
+}
+
+check_sops() {
+  local version
+  version="$(sops --disable-version-check --version)"
+  [[ "$version" =~ ^sops\ ([0-9]+)\.([0-9]+)\. ]] || die "cannot read the sops version from: ${version%%$'\n'*}"
+  ((BASH_REMATCH[1] > sops_min_major || (BASH_REMATCH[1] == sops_min_major && BASH_REMATCH[2] >= sops_min_minor))) ||
+    die "sops ${BASH_REMATCH[1]}.${BASH_REMATCH[2]} cannot read a value from stdin; install sops ${sops_min_major}.${sops_min_minor} or newer"
+  export SOPS_AGE_KEY_FILE="${SOPS_AGE_KEY_FILE:-${HOME}/.config/sops/age/keys.txt}"
+  [[ -r "$SOPS_AGE_KEY_FILE" ]] || die "age key not readable at SOPS_AGE_KEY_FILE=${SOPS_AGE_KEY_FILE}"
+  [[ -f "$sops_file" ]] || die "${sops_file} missing: create it first (README: First run)"
+}
+
+# Proves sops can decrypt and rewrite the file before OpenBao hands out a key that exists only once.
+probe_sops_write() {
+  # step runs this in an `||` list, where errexit is off: each failure is passed on by hand.
+  printf '"probe"' | sops set --value-stdin "$sops_file" "[\"${probe_key}\"]" &&
+    sops unset "$sops_file" "[\"${probe_key}\"]"
+}
+
+# The kubeconfig and context of the cluster stack (stacks/Pulumi.<stack>.yaml), the same the stack uses.
+read_kube_target() {
+  local stack="$1" file="stacks/Pulumi.${1}.yaml" target
+  [[ -f "$file" ]] || die "no stack config ${file}"
+  # shellcheck disable=SC2016 # JavaScript, not shell: node expands ${…} itself.
+  target="$(node -e '
+    const config = require("yaml").parse(require("fs").readFileSync(process.argv[1], "utf8")).config ?? {};
+    const home = require("os").homedir();
+    const kubeconfig = String(config["core:kubeconfig"] ?? "~/.kube/config").replace(/^~(?=\/)/, home);
+    const context = config["core:kubeContext"];
+    if (typeof context !== "string" || context === "") { console.error("core:kubeContext is not set"); process.exit(1); }
+    process.stdout.write(`${kubeconfig}\n${context}\n`);
+  ' "$file")" || die "cannot read the kubeconfig and context from ${file}"
+  { read -r kubeconfig && read -r kube_context; } <<<"$target"
+  [[ -r "$kubeconfig" ]] || die "core:kubeconfig of ${stack}: ${kubeconfig} cannot be read"
+}
+
+# bao CLI in the OpenBao pod; BAO_ADDR is set in the container by the OpenBao Helm chart.
+bao_in_pod() {
+  kubectl --kubeconfig "$kubeconfig" --context "$kube_context" --namespace "$namespace" exec "$pod" -- bao "$@"
+}
+
+# `bao status` exits 0 when unsealed, 2 when sealed, 1 on error (openbao v2.6.2 command/status.go).
+refuse_initialised() {
+  local status rc=0 initialised
+  status="$(bao_in_pod status -format=json)" || rc=$?
+  [[ $rc -eq 0 || $rc -eq 2 ]] || die "bao status failed in ${namespace}/${pod} (exit ${rc})"
+  initialised="$(jq -r '.initialized' <<<"$status")"
+  case "$initialised" in
+    false) return 0 ;;
+    true) die "OpenBao in ${namespace}/${pod} is already initialised; refusing to run again (rotate the unseal key with bao operator rekey, README: The cluster stack)" ;;
+    *) die "bao status gave no 'initialized' field" ;;
+  esac
+}
+
+# Sets KEY in the SOPS file to the JSON string jq's FILTER selects from the init answer on stdin.
+store_field() {
+  local filter="$1" key="$2"
+  jq -ce "${filter} | select(type == \"string\" and length > 0)" | sops set --value-stdin "$sops_file" "[\"${key}\"]"
+}
+
+# The init answer lives only in this shell's memory; printf is a builtin, so it is on no command line.
+init_and_store() {
+  local answer
+  answer="$(bao_in_pod operator init -key-shares=1 -key-threshold=1 -format=json)" || die "bao operator init failed"
+  # The unseal key first: without it the data is lost, while a lost root token can be made
+  # again from the unseal key (bao operator generate-root).
+  printf '%s' "$answer" | store_field '.unseal_keys_b64[0]' OPENBAO_UNSEAL_KEY ||
+    die "OpenBao is initialised but its unseal key could not be stored; it was not shown anywhere. Wipe OpenBao's storage and run again."
+  printf '%s' "$answer" | store_field '.root_token' OPENBAO_TOKEN ||
+    die "the unseal key is stored, the root token is not: make a new one with bao operator generate-root"
+  answer=""
+}
+
+main() {
+  local stack="${1:-cluster}"
+  namespace="${OPENBAO_NAMESPACE:-openbao}"
+  pod="${OPENBAO_POD:-openbao-0}"
+  cd "$project_root"
+  check_tools
+  step "check sops and ${sops_file}" check_sops
+  step "read the kube target of stack ${stack}" read_kube_target "$stack"
+  step "check sops can rewrite ${sops_file}" probe_sops_write
+  step "check OpenBao ${namespace}/${pod} is not initialised" refuse_initialised
+  step "initialise OpenBao, store unseal key and root token in ${sops_file}" init_and_store
+  log "next: just core ${stack} up (writes the unseal key Secret and configures OpenBao), then replace OPENBAO_TOKEN with a scoped token (README: The cluster stack)"
+}
+
+main "$@"
