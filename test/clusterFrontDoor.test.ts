@@ -1,0 +1,62 @@
+/**
+ * The cluster stack behind the same front door as the hetzner stack: `just core cluster …`
+ * (scripts/core.sh) runs Pulumi for it under `sops exec-env`, and `just secrets-check cluster`
+ * checks its three secrets. sops and pulumi are doubles, as in test/frontDoor.test.ts.
+ */
+import { spawnSync } from "node:child_process";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { projectRoot } from "../components/paths";
+import { canaryEnv, canaryMarkers, leakedKeys } from "./helpers/canaries";
+
+let root: string;
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), "core-cluster-door-"));
+  const project = join(root, "project");
+  for (const dir of ["bin", "project/scripts", "project/stacks", "project/secrets", "project/node_modules"]) mkdirSync(join(root, dir), { recursive: true });
+  for (const script of ["core.sh", "exec-args.sh"]) copyFileSync(join(projectRoot, "scripts", script), join(project, "scripts", script));
+  copyFileSync(join(projectRoot, "stacks", "Pulumi.cluster.yaml"), join(project, "stacks", "Pulumi.cluster.yaml"));
+  writeFileSync(join(project, "secrets", "bootstrap.sops.yaml"), "sops: {encrypted: true}\n");
+  writeFileSync(join(root, "age.key"), "AGE-SECRET-KEY-TEST\n");
+  const tool = (name: string, body: string) => {
+    writeFileSync(join(root, "bin", name), `#!/usr/bin/env bash\nset -euo pipefail\n${body}\n`);
+    chmodSync(join(root, "bin", name), 0o755);
+  };
+  // sops exec-env runs its command with /bin/sh -c (getsops/sops cmd/sops/subcommand/exec/exec_unix.go).
+  tool("sops", `echo "sops $1 $2" >> '${join(root, "calls.log")}'\n[[ "$1" == exec-env ]] && SECRET_FROM_SOPS=decrypted /bin/sh -c "$3"`);
+  tool("pulumi", `echo "pulumi $* secret=\${SECRET_FROM_SOPS:-none}" >> '${join(root, "calls.log")}'`);
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe("cluster stack front door", () => {
+  it("just core cluster preview runs pulumi for the cluster stack under sops exec-env, with a step log", () => {
+    const run = spawnSync("bash", [join(root, "project", "scripts", "core.sh"), "cluster", "preview"], {
+      encoding: "utf8",
+      env: { PATH: `${join(root, "bin")}:${process.env.PATH}`, HOME: root, SOPS_AGE_KEY_FILE: join(root, "age.key") },
+    });
+    expect(run.status, run.stderr).toBe(0);
+    expect(readFileSync(join(root, "calls.log"), "utf8").trim().split("\n")).toEqual([
+      "pulumi stack select --create cluster secret=none",
+      "sops exec-env secrets/bootstrap.sops.yaml",
+      "pulumi preview --stack cluster secret=decrypted",
+    ]);
+    expect(run.stderr).toMatch(/\[core\] pulumi preview cluster: ok in \d+s/);
+  });
+
+  it("just secrets-check cluster checks exactly the cluster's secrets and names a bad one without its value", () => {
+    const check = (env: Record<string, string>) =>
+      spawnSync(join(projectRoot, "node_modules", ".bin", "ts-node"), ["--transpile-only", join(projectRoot, "scripts", "check-secrets.ts"), "cluster"], {
+        encoding: "utf8",
+        env: { PATH: process.env.PATH, ...env },
+      });
+    const good = check(canaryEnv("cluster", "door"));
+    expect(good.status, good.stderr).toBe(0);
+    expect(good.stdout).toContain("cluster: 3 secrets valid, 0 problems");
+    const bad = check({ ...canaryEnv("cluster", "door"), OPENBAO_TOKEN: "root" });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain("OPENBAO_TOKEN: wrong format: expected an OpenBao service token");
+    expect(leakedKeys(bad.stdout + bad.stderr, canaryMarkers("cluster", "door"))).toEqual([]);
+  });
+});
