@@ -1,0 +1,293 @@
+/**
+ * Authentik blueprint conformance: cloud/bifrost/authentik/blueprints/netbird.yaml against
+ * Authentik's published blueprint JSON schema (an excerpt of goauthentik/authentik
+ * blueprints/schema.json; fixtures/authentik-blueprint-schema.source.txt says which version
+ * and which parts), with Authentik's YAML tags resolved the way the importer resolves them.
+ *
+ * Tag semantics imitated here follow authentik/blueprints/v1/common.py (goauthentik/authentik
+ * @ 02df9eb95a2336198ebd5bda83ccde411b3ad179):
+ * - !Env KEY / !Env [KEY, default]: `getenv(KEY) or default` (empty counts as unset);
+ * - !Format [fmt, args...]: `fmt % tuple(args)` (only %s is used here);
+ * - !Condition [MODE, args...]: AND/OR/... over bool(arg);
+ * - !If [cond, a, b]: a when cond is truthy, else b;
+ * - !Context KEY / [KEY, default]: blueprint context, else default;
+ * - !Find [model, [field, value]...]: pk of the first match, !KeyOf id: pk of the instance the
+ *   entry with that id produced. Neither can be resolved without a database: they become
+ *   placeholders of the JSON type the schema wants at that place (uuid strings for flows,
+ *   certificates and property mappings; an integer for an application's provider);
+ * - an entry is applied only when all of its resolved `conditions` are truthy
+ *   (BlueprintEntry.check_all_conditions_match), which is how the GitHub source stays out.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import Ajv, { type ValidateFunction } from "ajv";
+import { describe, expect, it } from "vitest";
+import { parseDocument, YAMLSeq, type CollectionTag, type ScalarTag } from "yaml";
+import schemaJson from "./fixtures/authentik-blueprint-schema.json";
+
+const repoRoot = path.resolve(__dirname, "../..");
+const blueprintPath = path.join(repoRoot, "cloud/bifrost/authentik/blueprints/netbird.yaml");
+const blueprintText = fs.readFileSync(blueprintPath, "utf8");
+const schema = schemaJson as Record<string, unknown> & { title: string };
+
+/** What a !Find resolves to here: a pk-shaped uuid (the schema's `format: uuid`). */
+const FIND_PK = "00000000-0000-4000-8000-000000000001";
+/** What a !KeyOf resolves to here: an integer pk (Provider.pk is an AutoField). */
+const KEYOF_PK = 1;
+
+// Canary values: they must come out of the blueprint only where the blueprint reads them.
+const CANARY = {
+  BIFROST_DOMAIN: "bifrost.example.test",
+  NB_AUTHENTIK_CLIENT_SECRET: "canary-oauth2-secret-7f3c",
+  AUTHENTIK_GITHUB_CLIENT_ID: "canary-gh-client-id-51aa",
+  AUTHENTIK_GITHUB_SECRET: "canary-gh-secret-9e02",
+};
+
+type Env = Record<string, string | undefined>;
+type Tagged = { tag: string; args: unknown[] };
+const isTagged = (v: unknown): v is Tagged => typeof v === "object" && v !== null && "tag" in v && "args" in v;
+
+/** Authentik's tags, kept as {tag, args} so that resolution can use a test environment. */
+function tags(): (ScalarTag | CollectionTag)[] {
+  const scalar = (tag: string): ScalarTag => ({ tag, resolve: (s: string) => ({ tag, args: [s] }) });
+  const seq = (tag: string): CollectionTag => {
+    class TaggedSeq extends YAMLSeq {
+      static tag = tag;
+      // A tag node is {tag, args}, not the array a plain YAMLSeq gives.
+      toJSON(_?: unknown, ctx?: Parameters<YAMLSeq["toJSON"]>[1]): any {
+        const node: Tagged = { tag, args: super.toJSON(_, ctx) };
+        return node;
+      }
+    }
+    return { tag, collection: "seq", nodeClass: TaggedSeq, resolve: (node) => Object.assign(new TaggedSeq(), node) };
+  };
+  const out: (ScalarTag | CollectionTag)[] = [];
+  for (const t of ["!Env", "!Context", "!KeyOf"]) out.push(scalar(t));
+  for (const t of ["!Env", "!Context", "!Find", "!Format", "!If", "!Condition"]) out.push(seq(t));
+  return out;
+}
+
+/** Parses with the tags kept as {tag, args} nodes (yaml rejects any tag not listed). */
+function parseBlueprint(text: string): unknown {
+  const doc = parseDocument(text, { customTags: tags(), uniqueKeys: true });
+  expect(doc.errors.map(String)).toEqual([]);
+  expect(doc.warnings.map(String)).toEqual([]);
+  return doc.toJS();
+}
+
+/** Resolves the tags the way authentik/blueprints/v1/common.py does (see the file header). */
+function resolve(value: unknown, env: Env, context: Record<string, unknown> = {}): unknown {
+  if (isTagged(value)) {
+    const a = value.args;
+    switch (value.tag) {
+      case "!Env": {
+        const [key, dflt] = a.map((x) => resolve(x, env, context));
+        return env[String(key)] || (dflt ?? null);
+      }
+      case "!Context": {
+        const [key, dflt] = a.map((x) => resolve(x, env, context));
+        return String(key) in context ? context[String(key)] : (dflt ?? null);
+      }
+      case "!Format": {
+        const [fmt, ...args] = a.map((x) => resolve(x, env, context));
+        let i = 0;
+        const out = String(fmt).replace(/%s/g, () => String(args[i++]));
+        if (i !== args.length) throw new Error(`!Format: ${args.length} args for ${i} placeholders`);
+        return out;
+      }
+      case "!Condition": {
+        const [mode, ...args] = a.map((x) => resolve(x, env, context));
+        if (!args.length) throw new Error("!Condition: at least one value is required after mode selection");
+        const b = args.map(Boolean);
+        const m = String(mode).toUpperCase();
+        if (m === "AND") return b.every(Boolean);
+        if (m === "OR") return b.some(Boolean);
+        if (m === "NAND") return !b.every(Boolean);
+        if (m === "NOR") return !b.some(Boolean);
+        throw new Error(`!Condition mode ${m} not imitated here`);
+      }
+      case "!If": {
+        const cond = resolve(a[0], env, context);
+        if (a.length === 1) return Boolean(cond);
+        return resolve(cond ? a[1] : a[2], env, context);
+      }
+      case "!Find":
+        return FIND_PK;
+      case "!KeyOf":
+        return KEYOF_PK;
+      default:
+        throw new Error(`unhandled tag ${value.tag}`);
+    }
+  }
+  if (Array.isArray(value)) return value.map((v) => resolve(v, env, context));
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolve(v, env, context)]));
+  }
+  return value;
+}
+
+type Entry = { model: string; id?: string; state?: string; conditions?: unknown[]; identifiers: Record<string, unknown>; attrs: Record<string, unknown> };
+type Blueprint = { version: number; metadata?: { name: string }; context?: Record<string, unknown>; entries: Entry[] };
+
+function load(env: Env, text = blueprintText): Blueprint {
+  return resolve(parseBlueprint(text), env) as Blueprint;
+}
+/** The entries the importer would apply: all resolved conditions truthy. */
+const applied = (bp: Blueprint) => bp.entries.filter((e) => (e.conditions ?? []).every(Boolean));
+
+function validator(): ValidateFunction {
+  const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false });
+  // Ajv ships no formats; the schema's only one here is DRF's "uuid" (RFC 4122 textual form).
+  ajv.addFormat("uuid", /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i);
+  return ajv.compile(schema);
+}
+const validate = validator();
+const valid = (bp: unknown) => {
+  const ok = validate(bp);
+  return { ok, errors: ok ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}`) };
+};
+
+const fullEnv: Env = { ...CANARY };
+const noGithubEnv: Env = { BIFROST_DOMAIN: CANARY.BIFROST_DOMAIN, NB_AUTHENTIK_CLIENT_SECRET: CANARY.NB_AUTHENTIK_CLIENT_SECRET };
+const byModel = (entries: Entry[], model: string) => entries.filter((e) => e.model === model);
+
+describe("Authentik blueprint for NetBird against Authentik's blueprint schema", () => {
+  it("the schema is Authentik's, and says which version it is", () => {
+    expect(schema.$id).toBe("https://goauthentik.io/blueprints/schema.json");
+    // The image is 2025.10.4; the closest copy obtainable was main's 2025.12.0-rc1 (see .source.txt).
+    expect(schema.title).toMatch(/^authentik 2025\.(10|12)\.\d+(-rc\d+)? Blueprint schema$/);
+    const source = fs.readFileSync(path.join(__dirname, "fixtures/authentik-blueprint-schema.source.txt"), "utf8");
+    expect(source).toMatch(/Commit:\s+[0-9a-f]{40}/);
+    expect(source).toContain(schema.title.replace(/^authentik | Blueprint schema$/g, ""));
+  });
+
+  it("validates against the schema with and without the GitHub variables", () => {
+    expect(valid(load(fullEnv)).errors).toEqual([]);
+    // Without them the GitHub entry's attrs resolve to null and do not validate, which is
+    // fine: the importer skips an entry whose conditions fail before it builds a serializer
+    // for its attrs (authentik/blueprints/v1/importer.py). What is applied must validate.
+    const bp = load(noGithubEnv);
+    expect(valid({ ...bp, entries: applied(bp) }).errors).toEqual([]);
+    expect(valid(bp).ok).toBe(false);
+  });
+
+  it("the provider: confidential, client id netbird, one strict redirect to netbird.<domain>/oauth2/callback", () => {
+    const [provider] = byModel(applied(load(fullEnv)), "authentik_providers_oauth2.oauth2provider");
+    expect(provider.identifiers).toEqual({ name: "netbird" });
+    expect(provider.attrs).toMatchObject({ name: "netbird", client_type: "confidential", client_id: "netbird", issuer_mode: "per_provider" });
+    expect(provider.attrs.redirect_uris).toEqual([{ matching_mode: "strict", url: `https://netbird.${CANARY.BIFROST_DOMAIN}/oauth2/callback` }]);
+    expect(provider.attrs.authorization_flow).toBe(FIND_PK);
+    expect(provider.attrs.invalidation_flow).toBe(FIND_PK);
+    expect(provider.attrs.signing_key).toBe(FIND_PK);
+    expect(provider.attrs.property_mappings).toEqual([FIND_PK, FIND_PK, FIND_PK]);
+  });
+
+  it("the !Find lookups name Authentik's default flows, signing key and openid/email/profile scopes", () => {
+    const raw = parseBlueprint(blueprintText) as { entries: { attrs: Record<string, unknown> }[] };
+    const finds = JSON.stringify(raw.entries[0].attrs);
+    for (const needle of [
+      '["slug","default-provider-authorization-implicit-consent"]',
+      '["slug","default-provider-invalidation-flow"]',
+      '["name","authentik Self-signed Certificate"]',
+      '["managed","goauthentik.io/providers/oauth2/scope-openid"]',
+      '["managed","goauthentik.io/providers/oauth2/scope-email"]',
+      '["managed","goauthentik.io/providers/oauth2/scope-profile"]',
+    ]) {
+      expect(finds).toContain(needle);
+    }
+  });
+
+  it("the client secret comes from the environment; no literal secret is in the file", () => {
+    const [provider] = byModel(applied(load(fullEnv)), "authentik_providers_oauth2.oauth2provider");
+    expect(provider.attrs.client_secret).toBe(CANARY.NB_AUTHENTIK_CLIENT_SECRET);
+    const raw = parseBlueprint(blueprintText) as { entries: { attrs: Record<string, unknown> }[] };
+    expect(raw.entries[0].attrs.client_secret).toEqual({ tag: "!Env", args: ["NB_AUTHENTIK_CLIENT_SECRET"] });
+    for (const canary of Object.values(CANARY)) expect(blueprintText).not.toContain(canary);
+    // Every secret-ish attr in the file is a tag, never a scalar.
+    for (const e of raw.entries) {
+      for (const key of ["client_secret", "consumer_secret", "consumer_key"]) {
+        if (key in e.attrs) expect(isTagged(e.attrs[key]), key).toBe(true);
+      }
+    }
+  });
+
+  it("the application: slug netbird, provider = the provider entry, launch URL netbird.<domain>", () => {
+    const bp = load(fullEnv);
+    const [app] = byModel(applied(bp), "authentik_core.application");
+    expect(app.identifiers).toEqual({ slug: "netbird" });
+    expect(app.attrs).toEqual({ name: "NetBird", slug: "netbird", provider: KEYOF_PK, meta_launch_url: `https://netbird.${CANARY.BIFROST_DOMAIN}` });
+    const raw = parseBlueprint(blueprintText) as { entries: { id?: string; attrs: Record<string, unknown> }[] };
+    const keyOf = raw.entries[1].attrs.provider as Tagged;
+    expect(keyOf).toEqual({ tag: "!KeyOf", args: ["netbird-provider"] });
+    expect(raw.entries.find((e) => e.id === "netbird-provider")).toBeDefined();
+  });
+
+  it("the GitHub source is applied only when both GitHub variables are non-empty", () => {
+    const github = (env: Env) => byModel(applied(load(env)), "authentik_sources_oauth.oauthsource");
+    const [source] = github(fullEnv);
+    expect(source.identifiers).toEqual({ slug: "github" });
+    expect(source.attrs).toMatchObject({
+      slug: "github",
+      provider_type: "github",
+      consumer_key: CANARY.AUTHENTIK_GITHUB_CLIENT_ID,
+      consumer_secret: CANARY.AUTHENTIK_GITHUB_SECRET,
+      authentication_flow: FIND_PK,
+      enrollment_flow: FIND_PK,
+    });
+    expect(github(noGithubEnv)).toEqual([]);
+    expect(github({ ...noGithubEnv, AUTHENTIK_GITHUB_CLIENT_ID: CANARY.AUTHENTIK_GITHUB_CLIENT_ID })).toEqual([]);
+    expect(github({ ...noGithubEnv, AUTHENTIK_GITHUB_SECRET: CANARY.AUTHENTIK_GITHUB_SECRET })).toEqual([]);
+    // An empty variable is unset for !Env (`getenv(key) or default`).
+    expect(github({ ...fullEnv, AUTHENTIK_GITHUB_SECRET: "" })).toEqual([]);
+    // Provider and application never depend on GitHub.
+    expect(applied(load(noGithubEnv)).map((e) => e.model)).toEqual(["authentik_providers_oauth2.oauth2provider", "authentik_core.application"]);
+  });
+
+  describe("a broken blueprint fails", () => {
+    const edit = (from: string, to: string) => {
+      expect(blueprintText).toContain(from);
+      return load(fullEnv, blueprintText.replace(from, to));
+    };
+
+    it("a wrong model name", () => {
+      const r = valid(edit("model: authentik_providers_oauth2.oauth2provider", "model: authentik_providers_oauth2.oauth2providerx"));
+      expect(r.ok).toBe(false);
+    });
+
+    it("a wrong attr type (client_type outside its enum, redirect_uris as a bare string)", () => {
+      expect(valid(edit("client_type: confidential", "client_type: secret")).ok).toBe(false);
+      const bp = load(fullEnv);
+      (bp.entries[0].attrs as Record<string, unknown>).redirect_uris = `https://netbird.${CANARY.BIFROST_DOMAIN}/oauth2/callback`;
+      expect(valid(bp).ok).toBe(false);
+      const bad = load(fullEnv);
+      (bad.entries[1].attrs as Record<string, unknown>).provider = "netbird";
+      expect(valid(bad).ok).toBe(false);
+    });
+
+    it("an unknown attr: the schema allows it (no additionalProperties), the attr-name check does not", () => {
+      const bp = edit("client_id: netbird", "client_id: netbird\n      client_idx: netbird");
+      // Upstream's model definitions set no additionalProperties, so the schema alone accepts it...
+      expect(valid(bp).ok).toBe(true);
+      // ...therefore every attr and identifier name is also checked against the schema's properties.
+      expect(unknownAttrs(bp)).toEqual(["authentik_providers_oauth2.oauth2provider: client_idx"]);
+    });
+  });
+
+  it("every attr and identifier name of the real blueprint is a property the schema knows", () => {
+    expect(unknownAttrs(load(fullEnv))).toEqual([]);
+  });
+});
+
+/** Attr/identifier names that the model's schema definition does not list. */
+function unknownAttrs(bp: Blueprint): string[] {
+  const defs = (schema as unknown as { $defs: Record<string, { properties?: Record<string, unknown> }> }).$defs;
+  const out: string[] = [];
+  for (const e of bp.entries) {
+    const props = defs[`model_${e.model}`]?.properties;
+    if (!props) continue; // an unknown model is the schema's to reject
+    for (const key of [...Object.keys(e.attrs ?? {}), ...Object.keys(e.identifiers ?? {})]) {
+      if (!(key in props)) out.push(`${e.model}: ${key}`);
+    }
+  }
+  return out;
+}
