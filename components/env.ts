@@ -4,7 +4,7 @@
  * Problems name the key and the rule it breaks, never the value.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { entriesFor, type StackKind } from "./catalog";
+import { sopsEntriesFor, type StackKind } from "./catalog";
 
 export interface Problem {
   readonly key: string;
@@ -36,7 +36,8 @@ export interface CheckedSecrets {
 export function checkSecrets(stack: StackKind, env: Environment): CheckedSecrets {
   const values: Record<string, string> = {};
   const problems: Problem[] = [];
-  for (const e of entriesFor(stack)) {
+  // Generated entries are the stack's own: they are not in the environment, nothing to check.
+  for (const e of sopsEntriesFor(stack)) {
     const value = env[e.key];
     const optional = e.optional !== undefined;
     if (value === undefined || (optional && value === "")) {

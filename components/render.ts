@@ -10,6 +10,13 @@ import { entriesIn, entriesOnVps, type VpsFile } from "./catalog";
 export interface VpsSettings {
   readonly domain: string;
   readonly acmeEmail: string;
+  /**
+   * NetBird's owner e-mail for the bootstrap's `/api/setup` (core:netbirdOwnerEmail). The
+   * hetzner stack always sets it; left out of `.env` when a caller has none.
+   */
+  readonly netbirdOwnerEmail?: string;
+  /** Client id of Authentik's GitHub login (core:authentikGithubClientId); rendered empty when unset. */
+  readonly authentikGithubClientId?: string;
   /** Public services routed by Traefik behind Authentik: `name=upstream` pairs. */
   readonly publicServices: readonly { readonly name: string; readonly upstream: string }[];
   /** Data root on the VPS. */
@@ -41,7 +48,7 @@ function renderFile(file: VpsFile, variables: readonly (readonly [string, string
   return `${generatedHeader(file)}\n${lines.join("\n")}\n`;
 }
 
-/** Secret values by SOPS key; optional ones that are absent are simply missing. */
+/** Secret values by catalog key, SOPS or generated; optional ones that are absent are simply missing. */
 export type SecretValues = Readonly<Record<string, string | undefined>>;
 
 function secretVariables(file: VpsFile, secrets: SecretValues): [string, string | undefined][] {
@@ -52,7 +59,7 @@ export function renderSecretsEnv(secrets: SecretValues): string {
   return renderFile(".secrets.env", secretVariables(".secrets.env", secrets));
 }
 
-/** Keys the bootstrap's pre-flight insists on: every required secret either file carries. */
+/** Keys the bootstrap's pre-flight insists on: every required secret either file carries, generated ones included. */
 export function requiredOnVps(): string[] {
   return entriesOnVps()
     .filter((e) => e.requiredFor.includes("hetzner"))
@@ -63,6 +70,9 @@ export function renderEnv(settings: VpsSettings, secrets: SecretValues): string 
   return renderFile(".env", [
     ["BIFROST_DOMAIN", settings.domain],
     ["ACME_EMAIL", settings.acmeEmail],
+    ["NB_OWNER_EMAIL", settings.netbirdOwnerEmail],
+    // Empty when unset: the variable is always defined for Compose, and empty means no GitHub login.
+    ["AUTHENTIK_GITHUB_CLIENT_ID", settings.authentikGithubClientId ?? ""],
     ["BIFROST_PUBLIC_SERVICES", settings.publicServices.map((s) => `${s.name}=${s.upstream}`).join(" ")],
     ["BIFROST_DATA", settings.dataRoot],
     ["BIFROST_VOLUME_DEVICE", settings.volumeDevice],

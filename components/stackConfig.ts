@@ -27,6 +27,10 @@ export interface HetznerSettings {
   readonly domain: string;
   readonly cloudflareZone: string;
   readonly acmeEmail: string;
+  /** E-mail of NetBird's local owner, created once by the bootstrap's `/api/setup` (password: NB_OWNER_PASSWORD). */
+  readonly netbirdOwnerEmail: string;
+  /** Client id of the GitHub OAuth app behind Authentik's GitHub login; with AUTHENTIK_GITHUB_SECRET, or unset. */
+  readonly authentikGithubClientId?: string;
   readonly serverType: string;
   readonly image: string;
   readonly sshPublicKey: string;
@@ -100,9 +104,11 @@ class Reader {
     return raw;
   }
 
-  optionalString(key: string): string | undefined {
+  optionalString(key: string, rule?: { test: (v: string) => boolean; expected: string }): string | undefined {
     const raw = this.get(key);
-    return raw === undefined || raw === "" ? undefined : raw;
+    if (raw === undefined || raw === "") return undefined;
+    if (rule && !rule.test(raw)) return this.fail(key, `expected ${rule.expected}`);
+    return raw;
   }
 
   json(key: string, fallback?: unknown): unknown {
@@ -158,6 +164,14 @@ class Reader {
 
 const url = { test: (v: string) => /^https?:\/\/[^\s"'$/]+(:\d+)?\/?$/.test(v), expected: "an http:// or https:// address without a path, such as https://openbao.example.net:8200" };
 
+const email = { test: (v: string) => /^[^\s@"'$]+@[^\s@"'$]+\.[^\s@"'$]+$/.test(v), expected: "an e-mail address" };
+
+/**
+ * A GitHub OAuth app's client id (`Ov23li…`, 20 characters; older apps 20 hex digits) or a
+ * GitHub App's (`Iv1.` + 16 hex digits, `Iv23li…`): letters, digits, `.`, `_`, `-`.
+ */
+const githubClientId = { test: (v: string) => /^[A-Za-z0-9._-]{8,64}$/.test(v), expected: "a GitHub OAuth client id (8 to 64 characters [A-Za-z0-9._-], such as Ov23li…)" };
+
 const hostname = { test: (v: string) => hostnamePattern.test(v), expected: "a lower-case DNS name such as example.org" };
 
 export function checkHetznerSettings(get: ConfigGetter): Checked<HetznerSettings> {
@@ -171,7 +185,9 @@ export function checkHetznerSettings(get: ConfigGetter): Checked<HetznerSettings
     name: r.string("name", { test: (v) => labelPattern.test(v), expected: "one DNS label (a-z, 0-9, -)" }, "bifrost"),
     domain,
     cloudflareZone,
-    acmeEmail: r.string("acmeEmail", { test: (v) => /^[^\s@"'$]+@[^\s@"'$]+\.[^\s@"'$]+$/.test(v), expected: "an e-mail address" }),
+    acmeEmail: r.string("acmeEmail", email),
+    netbirdOwnerEmail: r.string("netbirdOwnerEmail", email),
+    authentikGithubClientId: r.optionalString("authentikGithubClientId", githubClientId),
     serverType: r.string("serverType"),
     image: r.string("image"),
     sshPublicKey: r.string("sshPublicKey", {
@@ -220,4 +236,21 @@ export function checkClusterSettings(get: ConfigGetter): Checked<ClusterSettings
   };
   for (const p of tableProblems(settings.apps)) r.problems.push({ key: "core:apps", problem: p });
   return r.problems.length > 0 ? { problems: r.problems } : { settings: settings as ClusterSettings, problems: [] };
+}
+
+/**
+ * Authentik's GitHub login needs both halves: the client id (stack config) and the client
+ * secret (SOPS). One without the other is a mistake, reported with the others; `hasSecret`
+ * is whether the environment carries the secret at all (a malformed one is reported by the
+ * secret check already).
+ */
+export function checkGithubLogin(secretKey: string, hasSecret: boolean, clientId: string | undefined): Problem[] {
+  const idKey = "core:authentikGithubClientId";
+  if (hasSecret && clientId === undefined) {
+    return [{ key: idKey, problem: `missing from the stack config while ${secretKey} is set: the GitHub login needs both, or neither` }];
+  }
+  if (!hasSecret && clientId !== undefined) {
+    return [{ key: secretKey, problem: `missing from secrets/bootstrap.sops.yaml while ${idKey} is set: the GitHub login needs both, or neither` }];
+  }
+  return [];
 }

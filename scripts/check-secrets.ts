@@ -2,7 +2,7 @@
  * Checks the SOPS environment against the catalog for one stack (`just secrets-check`), the
  * same check the program makes first, without Pulumi. Prints key names only.
  */
-import { entriesFor, type StackKind } from "../components/catalog";
+import { sopsEntriesFor, type StackKind } from "../components/catalog";
 import { checkSecrets } from "../components/env";
 
 const stacks: Record<string, StackKind> = { hetzner: "hetzner", "hetzner-data": "hetzner-data", cluster: "cluster" };
@@ -15,7 +15,7 @@ function main(name: string | undefined): number {
   }
   const { values, problems } = checkSecrets(stack, process.env);
   for (const p of problems) console.error(`  - ${p.key}: ${p.problem}`);
-  const skipped = entriesFor(stack).filter((e) => e.optional && values[e.key] === undefined);
+  const skipped = sopsEntriesFor(stack).filter((e) => e.optional && values[e.key] === undefined);
   for (const e of skipped) console.log(`  - ${e.key}: absent, ${e.optional?.skips} will be skipped`);
   console.log(`${stack}: ${Object.keys(values).length} secrets valid, ${problems.length} problems`);
   return problems.length === 0 ? 0 : 1;

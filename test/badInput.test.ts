@@ -3,15 +3,16 @@
  * problem by key — never a value — and registers nothing.
  */
 import { describe, expect, it } from "vitest";
-import { entriesFor } from "../components/catalog";
+import { githubSecretKey, sopsEntriesFor } from "../components/catalog";
 import { checkSecrets } from "../components/env";
 import { canaryEnv, canaryMarkers, leakedKeys } from "./helpers/canaries";
 import { hetznerConfig, runProgram } from "./helpers/pulumiMocks";
 
 const good: Record<string, string> = { ...canaryEnv("hetzner", "bad"), SSH_AUTH_SOCK: "/run/agent.sock" };
 const markers = canaryMarkers("hetzner", "bad");
-const required = entriesFor("hetzner").filter((e) => e.requiredFor.includes("hetzner"));
-const optional = entriesFor("hetzner").filter((e) => e.optional);
+// What the program reads from SOPS; a generated secret is the stack's own and never checked.
+const required = sopsEntriesFor("hetzner").filter((e) => e.requiredFor.includes("hetzner"));
+const optional = sopsEntriesFor("hetzner").filter((e) => e.optional);
 
 type Case = readonly [label: string, key: string, mutate: (v: string) => string | undefined, expected: RegExp];
 const cases: Case[] = required.flatMap((e): Case[] => [
@@ -92,6 +93,47 @@ describe("bad input", () => {
     const run = await runProgram({ stack: "hetzner", config: { ...hetznerConfig, "core:kind": "kubernetes" }, env: good });
     expect(run.error?.message).toMatch(/core:kind "kubernetes" names no stack program.*expected one of: hetzner, hetzner-data/);
     expect(run.resources).toEqual([]);
+  });
+
+  it("refuses an owner password NetBird's /api/setup would refuse (over 72 characters, bcrypt's limit)", async () => {
+    const run = await failing({ ...good, NB_OWNER_PASSWORD: "x".repeat(73) });
+    expect(run.error!.message).toMatch(/- NB_OWNER_PASSWORD: wrong format: expected 12 to 72 /);
+    expect(checkSecrets("hetzner", { ...good, NB_OWNER_PASSWORD: "x".repeat(72) }).problems).toEqual([]);
+    expect(checkSecrets("hetzner", { ...good, NB_OWNER_PASSWORD: "x".repeat(11) }).problems).toHaveLength(1);
+  });
+
+  it("needs the NetBird owner's e-mail in the stack config", async () => {
+    const config: Record<string, string> = { ...hetznerConfig };
+    delete config["core:netbirdOwnerEmail"];
+    expect((await failing(good, config)).error!.message).toContain("core:netbirdOwnerEmail: missing from the stack config");
+    const bad = await failing(good, { ...hetznerConfig, "core:netbirdOwnerEmail": "not an address" });
+    expect(bad.error!.message).toContain("core:netbirdOwnerEmail: expected an e-mail address");
+  });
+
+  it("the GitHub login needs both halves: a secret without a client id is a problem naming both keys", async () => {
+    const config: Record<string, string> = { ...hetznerConfig };
+    delete config["core:authentikGithubClientId"];
+    const run = await failing(good, config);
+    expect(run.error!.message).toMatch(new RegExp(`- core:authentikGithubClientId: missing .*${githubSecretKey} is set`));
+    expect(run.error!.message.match(/^ {2}- /gm)).toHaveLength(1);
+  });
+
+  it("the GitHub login needs both halves: a client id without the secret is a problem naming both keys, listed with the others", async () => {
+    const run = await failing({ ...good, [githubSecretKey]: undefined, NB_RELAY_SECRET: "short" });
+    const message = run.error!.message;
+    expect(message).toMatch(new RegExp(`- ${githubSecretKey}: missing .*core:authentikGithubClientId is set`));
+    expect(message).toContain("- NB_RELAY_SECRET: wrong format");
+    expect(message.match(/^ {2}- /gm)).toHaveLength(2);
+  });
+
+  it("neither half of the GitHub login is fine; a malformed client id is reported once, as itself", async () => {
+    const config: Record<string, string> = { ...hetznerConfig };
+    delete config["core:authentikGithubClientId"];
+    const neither = await runProgram({ stack: "hetzner", config, env: { ...good, [githubSecretKey]: undefined } });
+    expect(neither.error).toBeUndefined();
+    const run = await failing(good, { ...hetznerConfig, "core:authentikGithubClientId": "bad id with spaces" });
+    expect(run.error!.message).toContain("core:authentikGithubClientId: expected a GitHub OAuth client id");
+    expect(run.error!.message.match(/^ {2}- /gm)).toHaveLength(1);
   });
 
   it("treats an empty optional secret as absent, and skips it", () => {

@@ -7,10 +7,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { entriesFor } from "../components/catalog";
+import { generatedEntriesFor, sopsEntriesFor } from "../components/catalog";
 import { projectRoot } from "../components/paths";
 import { canaryEnv, canaryMarkers, leakedKeys } from "./helpers/canaries";
-import { hetznerConfig, hetznerDataConfig, isSecretNode, one, runProgram, withoutSecrets, type Run } from "./helpers/pulumiMocks";
+import { hetznerConfig, hetznerDataConfig, isSecretNode, mockRandomPassword, one, runProgram, withoutSecrets, type Run } from "./helpers/pulumiMocks";
 
 const canaries = canaryEnv("hetzner", "leak");
 const markers = canaryMarkers("hetzner", "leak");
@@ -26,7 +26,18 @@ function filesUnder(dir: string): string[] {
   });
 }
 
-const leaked = (text: string) => leakedKeys(text, markers);
+/**
+ * The generated secrets' values, as the mocked provider makes them (test/helpers/pulumiMocks.ts):
+ * alphanumeric, so the whole value is its own marker, unchanged by any quoting.
+ */
+const generatedMarkers = Object.fromEntries(
+  generatedEntriesFor("hetzner").map((e) => [
+    e.key,
+    mockRandomPassword(e.key.toLowerCase().replace(/_/g, "-"), 0, { length: e.generator!.length, upper: true, lower: true, numeric: true, special: false }),
+  ]),
+);
+
+const leaked = (text: string) => [...leakedKeys(text, markers), ...leakedKeys(text, generatedMarkers)];
 
 describe("leak scan", () => {
   let run: Run;
@@ -48,7 +59,9 @@ describe("leak scan", () => {
   });
 
   it("has a distinct canary for every secret the stack reads", () => {
-    expect(Object.keys(canaries).sort()).toEqual(entriesFor("hetzner").map((e) => e.key).sort());
+    expect(Object.keys(canaries).sort()).toEqual(sopsEntriesFor("hetzner").map((e) => e.key).sort());
+    expect(Object.keys(generatedMarkers)).toEqual(["NB_AUTHENTIK_CLIENT_SECRET"]);
+    for (const value of Object.values(generatedMarkers)) expect(value).toMatch(/^[A-Za-z0-9]{64}$/);
     expect(new Set(Object.values(markers)).size).toBe(Object.keys(markers).length);
     for (const [key, value] of Object.entries(canaries)) expect(value, key).toContain(markers[key]);
   });
@@ -61,8 +74,8 @@ describe("leak scan", () => {
 
   it("the scan can see a secret: the wrapped inputs do hold the canaries", () => {
     const all = JSON.stringify(run.resources.map((r) => r.inputs));
-    // Optional secrets and the program-only token are delivered too, each exactly once wrapped.
-    expect(leaked(all).sort()).toEqual(Object.keys(canaries).sort());
+    // Optional secrets, the program-only token and the generated secrets are delivered too.
+    expect(leaked(all).sort()).toEqual([...Object.keys(canaries), ...Object.keys(generatedMarkers)].sort());
     expect(all).toContain("CANARYprivatekey");
   });
 
@@ -70,7 +83,10 @@ describe("leak scan", () => {
     expect(isSecretNode(one(run, "pulumi:providers:hcloud").inputs.token)).toBe(true);
     expect(isSecretNode(one(run, "pulumi:providers:cloudflare").inputs.apiToken)).toBe(true);
     expect(isSecretNode(one(run, "command:remote:Command", "bifrost-env").inputs.stdin)).toBe(true);
-    expect(isSecretNode(one(run, "command:remote:Command", "bifrost-secrets-env").inputs.stdin)).toBe(true);
+    const secretsEnv = one(run, "command:remote:Command", "bifrost-secrets-env").inputs.stdin;
+    expect(isSecretNode(secretsEnv)).toBe(true);
+    // The generated secret travels inside that one wrapped input, not beside it.
+    for (const [key, value] of Object.entries(generatedMarkers)) expect((secretsEnv as { value: string }).value, key).toContain(`${key}="${value}"`);
     const connection = one(run, "command:remote:Command", "bifrost-run").inputs.connection;
     expect(JSON.stringify(withoutSecrets(connection))).not.toContain("CANARYprivatekey");
   });

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { entriesIn, entriesOnVps } from "../components/catalog";
 import { generatedHeader, quoteEnvValue, renderEnv, renderSecretsEnv, type VpsSettings } from "../components/render";
-import { canaryEnv } from "./helpers/canaries";
+import { canaryValues } from "./helpers/canaries";
 import { parseEnvFile } from "./docker-double/server";
 
 /** Compose's reading of an env file (the docker double models compose-go's dotenv rules); no shell variables. */
@@ -52,7 +52,8 @@ describe("quoteEnvValue", () => {
 });
 
 describe("renderSecretsEnv and renderEnv", () => {
-  const secrets = canaryEnv("hetzner", "render");
+  // SOPS and generated values: the stack renders both.
+  const secrets = canaryValues("hetzner", "render");
 
   it("start with the generated-file header and list variables in catalog order", () => {
     const text = renderSecretsEnv(secrets);

@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it, vi } from "vitest";
 import { entriesOnVps } from "../components/catalog";
 import { fingerprintKeySource } from "../components/fingerprint";
 import { canary, canaryEnv } from "./helpers/canaries";
-import { hetznerConfig, one, runProgram } from "./helpers/pulumiMocks";
+import { hetznerConfig, isSecretNode, mockRandomPassword, one, runProgram, secretSig } from "./helpers/pulumiMocks";
 
 const bundle = vi.hoisted(() => ({ dir: "" }));
 vi.mock("../components/paths", async (importOriginal) => {
@@ -28,10 +28,14 @@ afterAll(() => rmSync(join(bundle.dir, ".."), { recursive: true, force: true }))
 const baseEnv = { ...canaryEnv("hetzner"), SSH_AUTH_SOCK: "/run/agent.sock" };
 type Entry = Record<string, string>;
 
-async function triggers(env: Record<string, string> = baseEnv, config = hetznerConfig): Promise<Entry[]> {
-  const run = await runProgram({ stack: "hetzner", config, env });
+async function triggers(env: Record<string, string> = baseEnv, config = hetznerConfig, randomGeneration?: Record<string, number>): Promise<Entry[]> {
+  const run = await runProgram({ stack: "hetzner", config, env, randomGeneration });
   expect(run.error).toBeUndefined();
-  return one(run, "command:remote:Command", "bifrost-run").inputs.triggers as Entry[];
+  const t = one(run, "command:remote:Command", "bifrost-run").inputs.triggers;
+  // Plain data through and through: one secret element would make the whole property secret.
+  expect(isSecretNode(t)).toBe(false);
+  expect(JSON.stringify(t)).not.toContain(secretSig);
+  return t as Entry[];
 }
 
 const differing = (a: Entry[], b: Entry[]) =>
@@ -53,7 +57,7 @@ describe("bootstrap triggers", () => {
     expect(await triggers()).toEqual(await triggers());
   });
 
-  it.each(vpsSecrets.filter((e) => e.key !== fingerprintKeySource).map((e) => e.key))(
+  it.each(vpsSecrets.filter((e) => e.source === "sops" && e.key !== fingerprintKeySource).map((e) => e.key))(
     "changing %s changes exactly its own entry, showing its name and not its value",
     async (key) => {
       const before = await triggers();
@@ -67,6 +71,25 @@ describe("bootstrap triggers", () => {
       const unkeyed = createHash("sha256").update(changed).digest("hex");
       expect(text).not.toContain(unkeyed.slice(0, 16));
       expect(text).not.toContain(createHash("sha256").update(`${key}\0${changed}`).digest("hex").slice(0, 16));
+    },
+  );
+
+  it.each(vpsSecrets.filter((e) => e.source === "generated").map((e) => e.key))(
+    "generated %s: its entry names it in clear, and replacing its RandomPassword changes exactly that entry",
+    async (key) => {
+      const resource = key.toLowerCase().replace(/_/g, "-");
+      const before = await triggers();
+      const after = await triggers(baseEnv, hetznerConfig, { [resource]: 1 });
+      expect(before.find((e) => e.secret === key)?.fingerprint).toMatch(/^[0-9a-f]{16}$/);
+      const diff = differing(before, after);
+      expect(diff).toHaveLength(1);
+      expect(diff[0][1].secret).toBe(key);
+      const inputs = { length: 64, upper: true, lower: true, numeric: true, special: false };
+      for (const value of [mockRandomPassword(resource, 0, inputs), mockRandomPassword(resource, 1, inputs)]) {
+        const text = JSON.stringify([before, after]);
+        expect(text).not.toContain(value.slice(0, 16));
+        expect(text).not.toContain(createHash("sha256").update(value).digest("hex").slice(0, 16));
+      }
     },
   );
 

@@ -3,7 +3,7 @@
  * No CLI, no provider plugin: the mocks answer every resource and invoke.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { vi } from "vitest";
 
 /** The marker Pulumi's serializer puts on a secret value. */
@@ -57,6 +57,9 @@ export const hetznerConfig: Record<string, string> = {
   "core:domain": "edge.example.test",
   "core:cloudflareZone": "example.test",
   "core:acmeEmail": "ops@example.test",
+  "core:netbirdOwnerEmail": "netbird-owner@example.test",
+  // With AUTHENTIK_GITHUB_SECRET among the canaries: the GitHub login is on in the test stack.
+  "core:authentikGithubClientId": "Ov23liTestClientId01",
   "core:serverType": "cx23",
   "core:image": "debian-13",
   "core:sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKeyTestKeyTestKeyTestKeyTestKeyTest test@host",
@@ -100,19 +103,45 @@ function idFor(type: string, name: string, inputs: Record<string, unknown>, serv
 }
 
 /**
- * What the random provider computes: RandomPassword's `result` of `length` characters from
- * the classes its inputs allow (upper, lower, digits, and `overrideSpecial` or the default
- * specials unless `special` is false: terraform-provider-random internal/random/string.go
- * CreateString), RandomBytes's `hex` and `base64` of `length` bytes; output names as
- * @pulumi/random 4.21.2 randomPassword.d.ts / randomBytes.d.ts declare them.
+ * RandomBytes's `hex` and `base64` of `length` bytes (output names as @pulumi/random 4.21.2
+ * randomBytes.d.ts declares them), deterministic per resource name so two runs agree.
  */
-function randomState(type: string, inputs: Record<string, unknown>): Record<string, unknown> {
+function randomBytesState(name: string, inputs: Record<string, unknown>): Record<string, unknown> {
   const length = Number(inputs.length);
-  const bytes = randomBytes(length);
-  if (type === "random:index/randomBytes:RandomBytes") return { hex: bytes.toString("hex"), base64: bytes.toString("base64") };
-  let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  if (inputs.special !== false) alphabet += typeof inputs.overrideSpecial === "string" ? inputs.overrideSpecial : "!@#$%&*()-_=+[]{}<>:?";
-  return { result: [...bytes].map((b) => alphabet[b % alphabet.length]).join("") };
+  let bytes = Buffer.alloc(0);
+  for (let block = 0; bytes.length < length; block++) {
+    bytes = Buffer.concat([bytes, createHash("sha256").update(`random-bytes\0${name}\0${block}`).digest()]);
+  }
+  bytes = bytes.subarray(0, length);
+  return { hex: bytes.toString("hex"), base64: bytes.toString("base64") };
+}
+
+/** A secret property value as the engine sends it over the wire (the SDK's rpc.js specialSigKey/specialSecretSig). */
+const wireSecret = (value: unknown) => ({ [secretSig]: secretValue, value });
+
+/**
+ * RandomPassword's `result`, as terraform-provider-random makes it but deterministic: drawn
+ * from the alphabet its inputs allow (upper, lower, numeric and special default to true; the
+ * special set is `!@#$%&*()-_=+[]{}<>:?` unless overrideSpecial; pulumi/pulumi-random v4.21.1
+ * provider/cmd/pulumi-resource-random/schema.json, random:index/randomPassword:RandomPassword),
+ * seeded by the resource's name and its generation, so two runs agree and a replacement
+ * (`pulumi up --replace`) gives a new value. The min* counts are not modelled.
+ */
+export function mockRandomPassword(name: string, generation: number, inputs: Record<string, unknown>): string {
+  const on = (k: string) => inputs[k] !== false;
+  const special = typeof inputs.overrideSpecial === "string" ? inputs.overrideSpecial : "!@#$%&*()-_=+[]{}<>:?";
+  const alphabet = [
+    on("upper") ? "ABCDEFGHIJKLMNOPQRSTUVWXYZ" : "",
+    on("lower") ? "abcdefghijklmnopqrstuvwxyz" : "",
+    on("numeric") && on("number") ? "0123456789" : "",
+    on("special") ? special : "",
+  ].join("");
+  const length = Number(inputs.length);
+  let out = "";
+  for (let block = 0; out.length < length; block++) {
+    for (const byte of createHash("sha256").update(`random-password\0${name}\0${generation}\0${block}`).digest()) out += alphabet[byte % alphabet.length];
+  }
+  return out.slice(0, length);
 }
 
 function mocks(resources: Registered[], opts: RunOptions): pulumi.runtime.Mocks {
@@ -128,12 +157,28 @@ function mocks(resources: Registered[], opts: RunOptions): pulumi.runtime.Mocks 
       const id = idFor(args.type, args.name, args.inputs, opts.serverGeneration ?? 0);
       resources.push({ type: args.type, name: args.name, inputs: args.inputs, id });
       switch (args.type) {
+        case "random:index/randomPassword:RandomPassword": {
+          // Every schema property comes back, inputs with their defaults (schema.json above).
+          // `result` and `bcryptHash` are secret: the SDK lists them in additionalSecretOutputs
+          // (@pulumi/random 4.21.2 randomPassword.js; pulumi-random v4.21.1
+          // sdk/nodejs/randomPassword.ts), which the engine applies when the provider answers
+          // (pulumi/pulumi pkg/resource/deploy/source_eval.go). The mock monitor ignores that
+          // list (@pulumi/pulumi runtime/mocks.js registerResource), so the mock marks them.
+          // bcryptHash has a bcrypt hash's shape ($2a$10$ + 53 characters), not a real hash.
+          const result = mockRandomPassword(args.name, opts.randomGeneration?.[args.name] ?? 0, args.inputs);
+          const hash = createHash("sha256").update(result).digest("base64").replace(/[+=]/g, "").slice(0, 43);
+          const defaults = { lower: true, upper: true, numeric: true, number: true, special: true, minLower: 0, minUpper: 0, minNumeric: 0, minSpecial: 0 };
+          return {
+            // terraform-provider-random sets the id of a random_password to "none".
+            id: "none",
+            state: { ...defaults, ...args.inputs, result: wireSecret(result), bcryptHash: wireSecret(`$2a$10$${hash.padEnd(53, ".")}`) },
+          };
+        }
         case "hcloud:index/primaryIp:PrimaryIp":
           // IPv6: the network address (see dataStackOutputs).
           return { id, state: { ...args.inputs, ipAddress: args.inputs.type === "ipv4" ? "198.51.100.1" : "2001:db8:99::" } };
-        case "random:index/randomPassword:RandomPassword":
         case "random:index/randomBytes:RandomBytes":
-          return { id, state: { ...args.inputs, ...randomState(args.type, args.inputs) } };
+          return { id, state: { ...args.inputs, ...randomBytesState(args.name, args.inputs) } };
         default:
           return { id, state: args.inputs };
       }
@@ -203,6 +248,8 @@ export interface RunOptions {
   readonly sshKeys?: readonly ProjectSshKey[];
   /** Bump to have the server come back with a new id, as after `pulumi up --replace` or a loss. */
   readonly serverGeneration?: number;
+  /** Per RandomPassword name: bump to have it generate a new result, as after `pulumi up --replace <urn>`. */
+  readonly randomGeneration?: Readonly<Record<string, number>>;
 }
 
 /** Runs index.ts, the real entry point, for one stack and collects what it did. */
