@@ -10,11 +10,8 @@ import { entriesIn, entriesOnVps, type VpsFile } from "./catalog";
 export interface VpsSettings {
   readonly domain: string;
   readonly acmeEmail: string;
-  /**
-   * NetBird's owner e-mail for the bootstrap's `/api/setup` (core:netbirdOwnerEmail). The
-   * hetzner stack always sets it; left out of `.env` when a caller has none.
-   */
-  readonly netbirdOwnerEmail?: string;
+  /** NetBird's owner e-mail for the bootstrap's `/api/setup` (core:netbirdOwnerEmail). */
+  readonly netbirdOwnerEmail: string;
   /** Client id of Authentik's GitHub login (core:authentikGithubClientId); rendered empty when unset. */
   readonly authentikGithubClientId?: string;
   /** Public services routed by Traefik behind Authentik: `name=upstream` pairs. */

@@ -28,6 +28,7 @@ export const hostileValues = [
 const settings: VpsSettings = {
   domain: "edge.example.test",
   acmeEmail: "ops@example.test",
+  netbirdOwnerEmail: "owner@example.test",
   publicServices: [
     { name: "grafana", upstream: "http://100.64.0.10:3000" },
     { name: "home", upstream: "https://100.64.0.11" },

@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# Bifrost bootstrap: brings up the stack of docker-compose.yml step by step, each step gated
-# on the health of its services, and converges to the same state from any earlier run,
-# including one interrupted at any point. Pulumi runs it as `bash /etc/bifrost/bootstrap.sh`
+# Bifrost bootstrap: brings up the stack of docker-compose.yml and wires NetBird to Authentik,
+# following the step graph of bootstrap.graph (independent steps run at the same time), each
+# start gated on the health of its services, and converges to the same state from any earlier
+# run, including one interrupted at any point. Pulumi runs it as `bash /etc/bifrost/bootstrap.sh`
 # after writing .env and .secrets.env (both rendered by components/render.ts).
+#
+# Files: Pulumi owns /etc/bifrost and this script never writes there (but for its lock).
+# What the bootstrap renders, mints and records lives under the data root (BIFROST_DATA, the
+# kept volume): the rendered NetBird config, the keyed fingerprints, and bootstrap-state.json
+# (mode 0600: NetBird's PAT and the tokens minted through it), so a new server on the old
+# volume finds them and never runs NetBird's first-boot setup again.
 #
 # Secrets: values are read from the env files with the parser below (never `source`d: the
 # files are data, not shell), are never passed on a command line and never printed. Every
@@ -20,11 +27,20 @@ readonly WAIT_TIMEOUT="${BIFROST_WAIT_TIMEOUT:-300}"
 readonly LOCK_TIMEOUT="${BIFROST_LOCK_TIMEOUT:-900}"
 readonly MINT_ATTEMPTS="${BIFROST_MINT_ATTEMPTS:-60}"
 readonly MINT_RETRY_DELAY="${BIFROST_MINT_RETRY_DELAY:-1}"
+readonly API_RETRY_DELAY="${BIFROST_API_RETRY_DELAY:-2}"
 readonly LOG_TAIL_LINES=50
-readonly NETBIRD_CONFIG="netbird/config.yaml"
-# Compose does not notice a bind-mounted file changing: this marker survives an interruption
-# between rendering a changed config and restarting the service that mounts it.
-readonly NETBIRD_RESTART_PENDING="netbird/.config.yaml.restart-pending"
+# The HTTP APIs, published on the host's loopback only (docker-compose.yml `ports`): the
+# bootstrap reaches them without Traefik, and NetBird's unauthenticated /api/setup is never
+# reachable from outside (Traefik refuses it: traefik/dynamic/bifrost.yml netbird-setup-blocked).
+readonly NETBIRD_API="${BIFROST_NETBIRD_API:-http://127.0.0.1:8081}"
+readonly AUTHENTIK_API="${BIFROST_AUTHENTIK_API:-http://127.0.0.1:9000}"
+readonly GRAPH_FILE="bootstrap.graph"
+# Where Authentik's containers see the blueprint (docker-compose.yml mounts authentik/blueprints).
+readonly NETBIRD_BLUEPRINT="/blueprints/custom/netbird.yaml"
+# NetBird's PAT from /api/setup expires (at most 365 days: management/server/account/pat.go);
+# the bootstrap renews it when fewer days than this are left.
+readonly PAT_DAYS=365
+readonly PAT_RENEW_DAYS=30
 
 # Runs inside authentik-server through `ak shell` (stdin): the Authentik API token the
 # bootstrap uses, keyed by AUTHENTIK_TOKEN. The key is read from the container's own
@@ -47,8 +63,12 @@ if token.key != key or token.user_id != user.pk or token.intent != TokenIntents.
 print("TOKEN:" + token.key)'
 
 declare -A CONF=()  # every NAME="value" of .env and .secrets.env
-PROFILES=()         # --profile arguments of the enabled optional services
 DATA=""             # BIFROST_DATA, the data root
+STATE_FILE=""       # $DATA/bootstrap-state.json
+NETBIRD_CONFIG=""   # $DATA/netbird-config/config.yaml, mounted into netbird-server
+# Compose does not notice a mounted file changing: this marker survives an interruption
+# between rendering a changed config and restarting the service that reads it.
+NETBIRD_RESTART_PENDING=""
 MINTED_TOKEN=""
 FINGERPRINT_KEY=""
 CURRENT_STEP=""
@@ -100,8 +120,16 @@ acquire_lock() {
   fi
 }
 
+# Compose interpolates from the process environment before the env files (compose-go
+# WithDotEnv; conformance: test/conformance/compose.test.ts), which is how a proxy token or
+# setup key minted into the state file reaches its container when SOPS has none. Every call
+# passes the same values, so Compose sees the same configuration every time.
 compose() {
-  docker compose --env-file .env --env-file .secrets.env "${PROFILES[@]}" "$@"
+  local -
+  set +x
+  NB_PROXY_TOKEN=$(effective_token NB_PROXY_TOKEN .netbird.proxy_token) \
+    NB_BIFROST_SETUP_KEY=$(effective_token NB_BIFROST_SETUP_KEY .netbird.setup_key) \
+    docker compose --env-file .env --env-file .secrets.env "$@"
 }
 
 # --- env files ---------------------------------------------------------------------------
@@ -166,7 +194,7 @@ wait_for_cloud_init() {
 
 check_tools() {
   local tool missing=()
-  for tool in docker openssl flock timeout; do
+  for tool in docker openssl flock timeout curl jq; do
     command -v "$tool" >/dev/null || missing+=("$tool")
   done
   ((${#missing[@]} == 0)) || die "missing tools: ${missing[*]}"
@@ -185,10 +213,9 @@ check_required_secrets() {
   ((${#missing[@]} == 0)) || die "required secrets missing or empty in .env/.secrets.env: ${missing[*]}"
 }
 
-select_profiles() {
-  if has_value NB_PROXY_TOKEN; then PROFILES+=(--profile proxy); fi
-  if has_value NB_BIFROST_SETUP_KEY; then PROFILES+=(--profile agent); fi
-  return 0
+check_graph() {
+  [[ -f $GRAPH_FILE ]] || die "$BIFROST_DIR/$GRAPH_FILE is missing"
+  load_graph
 }
 
 preflight() {
@@ -197,8 +224,11 @@ preflight() {
   load_env_file .env
   load_env_file .secrets.env
   check_required_secrets
-  select_profiles
+  check_graph
   DATA=${CONF[BIFROST_DATA]:-/var/lib/bifrost}
+  STATE_FILE=$DATA/bootstrap-state.json
+  NETBIRD_CONFIG=$DATA/netbird-config/config.yaml
+  NETBIRD_RESTART_PENDING=$DATA/netbird-config/.restart-pending
 }
 
 # --- data volume -------------------------------------------------------------------------
@@ -304,31 +334,13 @@ start_services() { # services, started together and waited for by Compose
   ((rc == 0)) || report_unhealthy "$@"
 }
 
-pull_images() {
-  # Compose pulls every image of the enabled services in parallel.
-  compose pull --quiet
-}
-
-start_optional() { # $1: service, $2: the secret it needs, $3: the compose profile it is in
-  if has_value "$2"; then
-    start_services "$1"
-    return 0
-  fi
-  STEP_NOTE="skipped: add $2 to secrets/bootstrap.sops.yaml and run 'just core hetzner up' to enable $1"
-  # A secret taken out of SOPS must not live on in a container started with it earlier.
-  if [[ -n $(compose --profile "$3" ps --all --quiet "$1") ]]; then
-    compose --profile "$3" rm --stop --force "$1" >/dev/null
-    STEP_NOTE+="; the running $1 was removed"
-  fi
-}
-
 # --- authentik ---------------------------------------------------------------------------
 
 # Postgres reads POSTGRES_PASSWORD only when it initialises its data directory, so a rotated
 # AUTHENTIK_POSTGRESQL_PASSWORD has to be set on the role inside the running database before
 # authentik-server and -worker come back with it. Unknown (no fingerprint yet) counts as
 # changed: setting the current password again is harmless.
-sync_postgres_password() {
+step_postgres_password() {
   local -
   set +x
   local record="$DATA/authentik-postgres.password.hmac" password sql
@@ -345,7 +357,7 @@ sync_postgres_password() {
   STEP_NOTE="role password set"
 }
 
-mint_mgmt_token() {
+step_authentik_token() {
   local -
   set +x
   local attempt output errors token_line=$'(^|\n)TOKEN:([^\n]+)'
@@ -367,12 +379,12 @@ mint_mgmt_token() {
   printf '[bootstrap] last error of ak shell:\n' >&2
   tail -n "$LOG_TAIL_LINES" "$errors" >&2
   rm -f "$errors"
-  die "could not mint the NetBird management token in authentik-server after $MINT_ATTEMPTS attempts"
+  die "could not mint the Authentik API token in authentik-server after $MINT_ATTEMPTS attempts"
 }
 
 # --- netbird -----------------------------------------------------------------------------
 
-guard_netbird_store_key() {
+step_netbird_store_key() {
   local -
   set +x
   local record="$DATA/netbird/.store-key.hmac"
@@ -393,20 +405,21 @@ guard_netbird_store_key() {
 # Each placeholder (a dollar sign and a NAME in braces) is replaced, in one left-to-right
 # pass, by the value of NAME from the env files, escaped for the YAML single-quoted scalar it
 # stands in: a value is never re-scanned, so no character in it is special.
-render_netbird_config() {
+step_netbird_config() {
   local -
   set +x
   local rest out="" placeholder value tmp placeholder_re='\$\{([A-Za-z_][A-Za-z0-9_]*)\}'
-  rest=$(<"$NETBIRD_CONFIG.tmpl")
+  rest=$(<netbird/config.yaml.tmpl)
   while [[ $rest =~ $placeholder_re ]]; do
     placeholder=${BASH_REMATCH[0]}
     [[ -v "CONF[${BASH_REMATCH[1]}]" ]] ||
-      die "$NETBIRD_CONFIG.tmpl uses ${BASH_REMATCH[1]}, which neither .env nor .secrets.env defines"
+      die "netbird/config.yaml.tmpl uses ${BASH_REMATCH[1]}, which neither .env nor .secrets.env defines"
     value=${CONF[${BASH_REMATCH[1]}]}
     out+=${rest%%"$placeholder"*}${value//\'/\'\'}
     rest=${rest#*"$placeholder"}
   done
   out+=$rest$'\n'
+  mkdir -p "${NETBIRD_CONFIG%/*}"
   rm -f "$NETBIRD_CONFIG".??????
   tmp=$(mktemp "$NETBIRD_CONFIG.XXXXXX")
   chmod 0600 "$tmp"
@@ -421,13 +434,317 @@ render_netbird_config() {
   STEP_NOTE="changed"
 }
 
-start_netbird_server() {
+# --- bootstrap state (the data root's bootstrap-state.json) -----------------------------
+
+# Steps run at the same time, so every read-modify-write holds the state's lock. Values reach
+# jq through its environment (never its command line) and leave it on stdout only.
+state_get() { # $1: jq path → the value, or nothing
+  local -
+  set +x
+  [[ -f $STATE_FILE ]] || return 0
+  jq -r "$1 // empty" "$STATE_FILE"
+}
+
+state_set() { # $1: jq path, $2: value (a string)
+  local -
+  set +x
+  local lock_fd current='{}'
+  exec {lock_fd}>"$STATE_FILE.lock"
+  flock "$lock_fd"
+  [[ -f $STATE_FILE ]] && current=$(<"$STATE_FILE")
+  write_atomically "$STATE_FILE" 0600 "$(STATE_VALUE=$2 jq "$1 = env.STATE_VALUE" <<<"$current")"$'\n'
+  exec {lock_fd}>&-
+}
+
+# A token from SOPS wins; else the one minted earlier into the state file; else nothing.
+effective_token() { # $1: catalog key, $2: state path
+  local -
+  set +x
+  if has_value "$1"; then
+    printf '%s' "${CONF[$1]}"
+  elif [[ -n $STATE_FILE ]]; then
+    state_get "$2"
+  fi
+}
+
+# --- HTTP APIs ---------------------------------------------------------------------------
+
+# curl with the token in a header read from a file descriptor, never on its command line
+# (the process substitution must stand on curl's own command line to stay open for it); a
+# request body, when given, comes on stdin. Prints the response body.
+api() { # $1: METHOD, $2: URL, $3: "Token …", "Bearer …" or empty, $4: body or empty
+  local -
+  set +x
+  local method=$1 url=$2 authorization=$3 body=${4-}
+  local args=(--silent --show-error --fail --max-time 30 -X "$method" -H 'Accept: application/json')
+  if [[ -n $body ]]; then
+    curl "${args[@]}" -H @<(authorization_header "$authorization") -H 'Content-Type: application/json' --data-binary @- "$url" <<<"$body"
+  else
+    curl "${args[@]}" -H @<(authorization_header "$authorization") "$url"
+  fi
+}
+
+authorization_header() { # $1: credentials or empty → the header line, or nothing
+  local -
+  set +x
+  [[ -z $1 ]] || printf 'Authorization: %s\n' "$1"
+}
+
+# Retries a call until it succeeds or WAIT_TIMEOUT passes; the last error is shown on failure.
+api_until() { # $1: what (for the error), rest: api arguments → the response body
+  local -
+  set +x
+  local what=$1 deadline=$((SECONDS + WAIT_TIMEOUT)) errors response
+  shift
+  errors=$(mktemp)
+  while :; do
+    if response=$(api "$@" 2>"$errors"); then
+      rm -f "$errors"
+      printf '%s' "$response"
+      return 0
+    fi
+    if ((SECONDS >= deadline)); then
+      printf '[bootstrap] last error: %s\n' "$(tail -n 1 "$errors")" >&2
+      rm -f "$errors"
+      die "$what did not succeed within ${WAIT_TIMEOUT}s"
+    fi
+    sleep "$API_RETRY_DELAY"
+  done
+}
+
+netbird_pat() {
+  local -
+  set +x
+  local pat
+  pat=$(state_get .netbird.pat)
+  [[ -n $pat ]] || die "no NetBird PAT in $STATE_FILE"
+  printf 'Token %s' "$pat"
+}
+
+authentik_issuer() { printf 'https://auth.%s/application/o/netbird/' "${CONF[BIFROST_DOMAIN]}"; }
+
+# --- authentik, declarative part -------------------------------------------------------
+
+# The blueprint (authentik/blueprints/netbird.yaml) creates NetBird's OAuth2 provider and
+# application. `ak apply_blueprint` exits non-zero only for an invalid blueprint and ignores
+# a failed apply (authentik/blueprints/management/commands/apply_blueprint.py), so the result
+# is read back through the API with the minted token: client, strict redirect, and the
+# client secret Pulumi generated.
+step_authentik_blueprint() {
+  local -
+  set +x
+  local providers expected_redirect
+  docker exec authentik-server ak apply_blueprint "$NETBIRD_BLUEPRINT" >/dev/null
+  expected_redirect="https://netbird.${CONF[BIFROST_DOMAIN]}/oauth2/callback"
+  providers=$(api_until "reading NetBird's OAuth2 provider from Authentik's API" \
+    GET "$AUTHENTIK_API/api/v3/providers/oauth2/?client_id=netbird" "Bearer ${CONF[AUTHENTIK_TOKEN]}")
+  NB_SECRET=${CONF[NB_AUTHENTIK_CLIENT_SECRET]} REDIRECT=$expected_redirect jq -e '
+    .results | length == 1 and (.[0] |
+      .client_type == "confidential" and .client_secret == env.NB_SECRET and
+      .redirect_uris == [{matching_mode: "strict", url: env.REDIRECT}])' <<<"$providers" >/dev/null ||
+    die "Authentik's NetBird provider does not match the blueprint after applying it (client type, redirect URI or client secret)"
+  api_until "reading the NetBird application from Authentik's API" \
+    GET "$AUTHENTIK_API/api/v3/core/applications/netbird/" "Bearer ${CONF[AUTHENTIK_TOKEN]}" >/dev/null
+  STEP_NOTE="provider and application verified"
+}
+
+# --- netbird, through its API ---------------------------------------------------------------
+
+# First boot: the owner (NB_OWNER_EMAIL / NB_OWNER_PASSWORD) and a PAT from POST /api/setup
+# (management/server/instance/setup_service.go; PAT only with NB_SETUP_PAT_ENABLED=true). It
+# answers once: 412 once an owner exists, so a server on the old volume must find the PAT in
+# the state file instead. GET /api/instance says whether setup is still required.
+step_netbird_setup() {
+  local -
+  set +x
+  local instance response body pat expires
+  instance=$(api_until "NetBird's API (GET /api/instance)" GET "$NETBIRD_API/api/instance" "")
+  if [[ -n $(state_get .netbird.pat) ]]; then
+    renew_netbird_pat
+    return 0
+  fi
+  jq -e '.setup_required == true' <<<"$instance" >/dev/null ||
+    die "NetBird already has an owner but $STATE_FILE holds no PAT for it: the bootstrap cannot act for NetBird." \
+      "Create a personal access token for the owner in NetBird's dashboard and store it in $STATE_FILE" \
+      "as .netbird.pat (with .netbird.user_id), or start NetBird over by deleting $DATA/netbird."
+  body=$(EMAIL=${CONF[NB_OWNER_EMAIL]} PASSWORD=${CONF[NB_OWNER_PASSWORD]} DAYS=$PAT_DAYS jq -n \
+    '{email: env.EMAIL, password: env.PASSWORD, name: "Bifrost owner", create_pat: true, pat_expire_in: (env.DAYS | tonumber)}')
+  response=$(api POST "$NETBIRD_API/api/setup" "" "$body") || die "NetBird's POST /api/setup failed"
+  pat=$(jq -r '.personal_access_token // empty' <<<"$response")
+  [[ -n $pat ]] || die "NetBird's /api/setup returned no PAT: is NB_SETUP_PAT_ENABLED=true set for netbird-server?"
+  expires=$(($(date +%s) + PAT_DAYS * 86400))
+  state_set .netbird.user_id "$(jq -r '.user_id' <<<"$response")"
+  state_set .netbird.pat "$pat"
+  state_set .netbird.pat_expires "$expires"
+  STEP_NOTE="owner created, PAT stored"
+}
+
+# POST /api/users/{id}/tokens with the current PAT (management/server/http/handlers/users/pat_handler.go).
+renew_netbird_pat() {
+  local -
+  set +x
+  local expires user_id response body
+  expires=$(state_get .netbird.pat_expires)
+  if [[ -n $expires ]] && ((expires - $(date +%s) > PAT_RENEW_DAYS * 86400)); then
+    STEP_NOTE="set up before, PAT valid"
+    return 0
+  fi
+  user_id=$(state_get .netbird.user_id)
+  body=$(DAYS=$PAT_DAYS jq -n '{name: "bifrost-bootstrap", expires_in: (env.DAYS | tonumber)}')
+  response=$(api POST "$NETBIRD_API/api/users/$user_id/tokens" "$(netbird_pat)" "$body") || die "renewing NetBird's PAT failed"
+  state_set .netbird.pat "$(jq -r '.plain_token' <<<"$response")"
+  state_set .netbird.pat_expires "$(($(date +%s) + PAT_DAYS * 86400))"
+  STEP_NOTE="set up before, PAT renewed"
+}
+
+# A proxy token and a reusable setup key for the edge's own services, minted through NetBird's
+# API when SOPS has none (reverseproxy/proxytoken/handler.go; setup_keys/setupkeys_handler.go:
+# expires_in 0 = never). A SOPS value always wins; a minted one is kept in the state file.
+step_netbird_tokens() {
+  local -
+  set +x
+  local notes=() response
+  if has_value NB_PROXY_TOKEN; then
+    notes+=("proxy token from SOPS")
+  elif [[ -n $(state_get .netbird.proxy_token) ]]; then
+    notes+=("proxy token minted before")
+  else
+    response=$(api POST "$NETBIRD_API/api/reverse-proxies/proxy-tokens" "$(netbird_pat)" '{"name": "bifrost-proxy", "expires_in": 0}') ||
+      die "minting a proxy token through NetBird's API failed"
+    state_set .netbird.proxy_token "$(jq -r '.plain_token' <<<"$response")"
+    notes+=("proxy token minted")
+  fi
+  if has_value NB_BIFROST_SETUP_KEY; then
+    notes+=("setup key from SOPS")
+  elif [[ -n $(state_get .netbird.setup_key) ]]; then
+    notes+=("setup key minted before")
+  else
+    response=$(api POST "$NETBIRD_API/api/setup-keys" "$(netbird_pat)" \
+      '{"name": "bifrost", "type": "reusable", "expires_in": 0, "auto_groups": [], "usage_limit": 0, "ephemeral": false}') ||
+      die "minting a setup key through NetBird's API failed"
+    state_set .netbird.setup_key "$(jq -r '.key' <<<"$response")"
+    notes+=("setup key minted")
+  fi
+  STEP_NOTE=$(IFS=,; printf '%s' "${notes[*]}")
+  STEP_NOTE=${STEP_NOTE//,/, }
+}
+
+# Authentik as an upstream identity provider of NetBird's embedded IdP, update-or-create by
+# issuer and never deleted (user ids hang on the connector: management/server/
+# identity_provider.go). NetBird fetches the issuer's discovery document over the public
+# name, so this retries until auth.<domain> answers with a valid certificate. The secret is
+# never read back (the API does not return it): a keyed fingerprint in the state file says
+# whether NetBird has the current one.
+step_netbird_idp() {
+  local -
+  set +x
+  local issuer existing id body
+  issuer=$(authentik_issuer)
+  fingerprint_of NB_AUTHENTIK_CLIENT_SECRET
+  existing=$(api_until "listing NetBird's identity providers" GET "$NETBIRD_API/api/identity-providers" "$(netbird_pat)")
+  id=$(ISSUER=$issuer jq -r 'map(select(.issuer == env.ISSUER)) | first | .id // empty' <<<"$existing")
+  if [[ -n $id && $(state_get .netbird.idp_secret_fingerprint) == "$FINGERPRINT" ]]; then
+    STEP_NOTE="registered, unchanged"
+    return 0
+  fi
+  body=$(ISSUER=$issuer SECRET=${CONF[NB_AUTHENTIK_CLIENT_SECRET]} jq -n \
+    '{type: "authentik", name: "Authentik", issuer: env.ISSUER, client_id: "netbird", client_secret: env.SECRET}')
+  if [[ -n $id ]]; then
+    api_until "updating Authentik in NetBird's identity providers" PUT "$NETBIRD_API/api/identity-providers/$id" "$(netbird_pat)" "$body" >/dev/null
+    STEP_NOTE="updated"
+  else
+    id=$(api_until "registering Authentik in NetBird's identity providers" POST "$NETBIRD_API/api/identity-providers" "$(netbird_pat)" "$body" | jq -r '.id')
+    STEP_NOTE="registered"
+  fi
+  state_set .netbird.idp_id "$id"
+  state_set .netbird.idp_secret_fingerprint "$FINGERPRINT"
+}
+
+# --- the steps that start services ---------------------------------------------------------
+
+step_pull() {
+  # Compose pulls every image in parallel.
+  compose pull --quiet
+}
+
+step_volume() { mount_data_volume; }
+step_data_dirs() { prepare_data_dirs; }
+step_traefik() { start_services traefik; }
+step_authentik_postgres() { start_services authentik-postgres; }
+step_authentik() { start_services authentik-server authentik-worker; }
+step_netbird_dashboard() { start_services netbird-dashboard; }
+step_netbird_proxy() { start_services netbird-proxy; }
+step_netbird_agent() { start_services netbird-agent; }
+
+step_netbird_server() {
   if [[ -e $NETBIRD_RESTART_PENDING ]] && [[ -n $(compose ps --all --quiet netbird-server) ]]; then
     compose restart netbird-server >/dev/null
-    STEP_NOTE="restarted for the new $NETBIRD_CONFIG"
+    STEP_NOTE="restarted for the new config"
   fi
   start_services netbird-server
   rm -f "$NETBIRD_RESTART_PENDING"
+}
+
+# --- the step graph ------------------------------------------------------------------------
+
+declare -A NEEDS=()  # step → the steps it needs, space-separated
+GRAPH_ORDER=()       # steps in file order
+
+load_graph() {
+  local line step needs _starts
+  while IFS= read -r line || [[ -n $line ]]; do
+    [[ -z ${line//[[:space:]]/} || $line == \#* ]] && continue
+    read -r step needs _starts <<<"$line"
+    [[ $(type -t "step_${step//-/_}") == function ]] || die "$GRAPH_FILE: step $step has no function step_${step//-/_}"
+    [[ $needs == - ]] && needs=""
+    NEEDS[$step]=${needs//,/ }
+    GRAPH_ORDER+=("$step")
+  done <"$GRAPH_FILE"
+  for step in "${GRAPH_ORDER[@]}"; do
+    for needs in ${NEEDS[$step]}; do
+      [[ -v "NEEDS[$needs]" ]] || die "$GRAPH_FILE: step $step needs $needs, which is not a step"
+    done
+  done
+}
+
+# One step in a subshell of its own: a failure ends that subshell and is reported by its name.
+run_step() { # $1: step
+  CURRENT_STEP=$1
+  trap on_exit EXIT
+  step "$1" "step_${1//-/_}"
+}
+
+# Starts every step whose needs are done, waits for any to finish, and repeats. After a
+# failure nothing new starts; the steps under way finish, then the run fails.
+run_graph() {
+  local step dep ready finished rc failed=""
+  local -A finished_steps=() running=()
+  local -A step_of=()
+  while ((${#finished_steps[@]} < ${#GRAPH_ORDER[@]})); do
+    if [[ -z $failed ]]; then
+      for step in "${GRAPH_ORDER[@]}"; do
+        [[ -v "finished_steps[$step]" || -v "running[$step]" ]] && continue
+        ready=1
+        for dep in ${NEEDS[$step]}; do [[ -v "finished_steps[$dep]" ]] || ready=0; done
+        ((ready)) || continue
+        run_step "$step" &
+        running[$step]=$!
+        step_of[$!]=$step
+      done
+    fi
+    ((${#running[@]} > 0)) || break
+    rc=0
+    wait -n -p finished "${running[@]}" || rc=$?
+    step=${step_of[$finished]}
+    unset "running[$step]"
+    if ((rc == 0)); then
+      finished_steps[$step]=1
+    else
+      failed+="${failed:+ }$step"
+    fi
+  done
+  [[ -z $failed ]] || die "step(s) failed: $failed"
+  ((${#finished_steps[@]} == ${#GRAPH_ORDER[@]})) || die "$GRAPH_FILE: steps that can never start (a cycle?)"
 }
 
 main() {
@@ -436,21 +753,7 @@ main() {
   trap on_exit EXIT
   acquire_lock
   step preflight preflight
-  step volume mount_data_volume
-  # Before anything is pulled, started or changed: a wrong key leaves the install untouched.
-  step netbird-store-key guard_netbird_store_key
-  step data-dirs prepare_data_dirs
-  step pull pull_images
-  step traefik start_services traefik
-  step authentik-postgres start_services authentik-postgres
-  step postgres-password sync_postgres_password
-  step authentik start_services authentik-server authentik-worker
-  step mint-token mint_mgmt_token
-  step netbird-config render_netbird_config
-  step netbird-server start_netbird_server
-  step netbird-dashboard start_services netbird-dashboard
-  step netbird-proxy start_optional netbird-proxy NB_PROXY_TOKEN proxy
-  step netbird-agent start_optional netbird-agent NB_BIFROST_SETUP_KEY agent
+  run_graph
   log "bifrost is up ($(since "$RUN_STARTED"))"
 }
 

@@ -10,29 +10,26 @@ const compose = parseYaml(fs.readFileSync(path.join(bifrostSource, "docker-compo
 };
 const references = (text: string) => [...text.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]);
 
+/**
+ * Files bootstrap.sh renders from a template of the bundle into the data root, by the mount
+ * that carries them into a container (bootstrap.sh step_netbird_config).
+ */
+const renderedMounts: Record<string, string> = { "${BIFROST_DATA:-/var/lib/bifrost}/netbird-config": "netbird/config.yaml.tmpl" };
+
 /** Variables each service sees: its environment entries plus the placeholders of every rendered file it mounts. */
 function variablesOf(service: string): Set<string> {
   const s = compose.services[service];
   const vars = new Set(Object.values(s.environment ?? {}).flatMap((v) => references(String(v))));
   for (const volume of s.volumes ?? []) {
-    const source = volume.split(":")[0];
-    const template = path.join(bifrostSource, `${source}.tmpl`);
-    if (source.startsWith("./") && fs.existsSync(template)) for (const v of references(fs.readFileSync(template, "utf8"))) vars.add(v);
+    const source = Object.keys(renderedMounts).find((m) => volume.startsWith(`${m}:`));
+    const template = source && renderedMounts[source];
+    if (template) for (const v of references(fs.readFileSync(path.join(bifrostSource, template), "utf8"))) vars.add(v);
   }
   return vars;
 }
 
 const vpsSecrets = catalog.filter((e) => e.where.includes(".env") || e.where.includes(".secrets.env"));
 
-/**
- * Catalog entries whose consumers (issue 7: Authentik reads them through the NetBird
- * blueprint's `!Env`) docker-compose.yml does not wire yet; that wiring is another change.
- * Their "reaches exactly" check is expected to fail until then: once the compose file
- * delivers them, `it.fails` turns red and this list must go, which also puts them back
- * into the rotation check below.
- */
-const awaitingComposeWiring = ["NB_AUTHENTIK_CLIENT_SECRET", "AUTHENTIK_GITHUB_SECRET"];
-const wired = vpsSecrets.filter((e) => !awaitingComposeWiring.includes(e.key));
 const reachesExactlyItsConsumers = (e: (typeof vpsSecrets)[number]) => {
   const users = composeServices.filter((s) => variablesOf(s).has(e.key));
   expect(users).toEqual([...e.consumers]);
@@ -43,12 +40,11 @@ describe("secret consumers", () => {
     expect(Object.keys(compose.services).sort()).toEqual([...composeServices].sort());
   });
 
-  it.each(wired.map((e) => [e.key, e] as const))("%s reaches exactly its catalog consumers", (_key, e) => reachesExactlyItsConsumers(e));
+  it.each(vpsSecrets.map((e) => [e.key, e] as const))("%s reaches exactly its catalog consumers", (_key, e) => reachesExactlyItsConsumers(e));
 
-  it.fails.each(vpsSecrets.filter((e) => awaitingComposeWiring.includes(e.key)).map((e) => [e.key, e] as const))(
-    "%s reaches exactly its catalog consumers (expected to fail until docker-compose.yml wires it)",
-    (_key, e) => reachesExactlyItsConsumers(e),
-  );
+  it("the rendered NetBird config is mounted into netbird-server", () => {
+    expect(compose.services["netbird-server"].volumes).toContain("${BIFROST_DATA:-/var/lib/bifrost}/netbird-config:/etc/netbird:ro");
+  });
 
   it("no service reads a whole env file, and secrets never reach a command line", () => {
     for (const [name, s] of Object.entries(compose.services)) {
@@ -60,7 +56,7 @@ describe("secret consumers", () => {
 
   it("rotating one secret recreates or restarts only blastRadius(key)", async () => {
     // A key that must never rotate is refused instead (host-and-data.test.ts).
-    const rotatable = wired.filter((e) => e.source === "sops" && e.rotation.kind !== "never");
+    const rotatable = vpsSecrets.filter((e) => e.source === "sops" && e.rotation.kind !== "never");
     expect(rotatable.length).toBeGreaterThan(5);
     const b = await new Bifrost({ secrets: canarySecrets({ optional: true }) }).start();
     try {

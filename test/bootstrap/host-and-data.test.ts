@@ -65,7 +65,7 @@ describe("NB_DATA_STORE_KEY guard", () => {
   it("refuses a changed key before anything is pulled, started or changed", async () => {
     const b = await bifrost();
     expect((await b.run()).code).toBe(0);
-    const config = b.read("netbird/config.yaml");
+    const config = b.readNetbirdConfig();
     const fingerprint = fs.readFileSync(storeKeyFingerprint(b), "utf8");
     const calls = b.double.calls.length;
     b.rotate("NB_DATA_STORE_KEY", "cm90YXRlZCBrZXkgdGhhdCBkb2VzIG5vdCBtYXRjaCE=");
@@ -80,10 +80,10 @@ describe("NB_DATA_STORE_KEY guard", () => {
     expect(after.some((c) => /netbird/.test(composeStep(c) ?? ""))).toBe(false);
     // Only the pre-flight's look at Compose: no pull, no container started, no exec.
     expect(after).toEqual(["compose version"]);
-    expect(b.read("netbird/config.yaml")).toBe(config);
+    expect(b.readNetbirdConfig()).toBe(config);
     expect(b.read(".secrets.env")).toBe(secretsEnv);
     expect(fs.readFileSync(storeKeyFingerprint(b), "utf8")).toBe(fingerprint);
-    expect(fs.existsSync(path.join(b.dir, "netbird/.config.yaml.restart-pending"))).toBe(false);
+    expect(fs.existsSync(b.netbirdRestartPendingPath)).toBe(false);
   });
 });
 

@@ -2,13 +2,37 @@ import { describe, expect, it } from "vitest";
 import { composeServices } from "../../components/catalog";
 import { Bifrost, canarySecrets } from "../docker-double/harness";
 
-// Paths differ between temp dirs; everything else of the end state must match exactly.
+/**
+ * Paths differ between temp dirs, and NetBird mints random ids and tokens: those are compared
+ * by what must hold (one owner, the state's PAT and tokens are NetBird's, one identity provider
+ * with the current secret); everything else of the end state must match exactly.
+ */
 function normalised(b: Bifrost): unknown {
   const state = b.endState() as Record<string, unknown>;
   const containers = Object.fromEntries([...b.double.containers].map(([name, c]) => [name, { config: c.config, health: b.double.healthOf(name) }]));
-  const { storeKeyFingerprint, postgresFingerprint, ...rest } = state;
+  const { storeKeyFingerprint, postgresFingerprint, bootstrapState, netbirdStore, authentik, ...rest } = state;
+  const netbird = (bootstrapState as Record<string, Record<string, string>>).netbird ?? {};
+  const store = netbirdStore as ReturnType<Bifrost["double"]["netbird"]["store"]>;
+  const { providers, applications } = authentik as { providers: Record<string, Record<string, unknown>>; applications: Record<string, Record<string, unknown>> };
+  // Minted tokens are random: stand in their names wherever they went (the containers' env).
+  const minted = (text: string) =>
+    [["proxy_token", "<minted proxy token>"], ["setup_key", "<minted setup key>"]].reduce((t, [k, name]) => (netbird[k] ? t.replaceAll(netbird[k], name) : t), text);
+  const withoutPk = (o: Record<string, Record<string, unknown>>) => Object.fromEntries(Object.entries(o).map(([k, { pk: _pk, provider: _p, ...v }]) => [k, v]));
   return JSON.parse(
-    JSON.stringify({ ...rest, containers, hasFingerprints: [storeKeyFingerprint !== undefined, postgresFingerprint !== undefined] }).replaceAll(b.root, "<root>"),
+    minted(JSON.stringify({
+      ...rest,
+      containers,
+      hasFingerprints: [storeKeyFingerprint !== undefined, postgresFingerprint !== undefined],
+      stateKeys: Object.keys(netbird).sort(),
+      netbird: {
+        owners: store.owner ? 1 : 0,
+        patIsNetbirds: store.pats.some((p) => p.token === netbird.pat && p.user_id === store.owner?.user_id),
+        proxyTokens: store.proxyTokens.length,
+        setupKeys: store.setupKeys.length,
+        identityProviders: store.identityProviders.map(({ id, client_secret, ...idp }) => ({ ...idp, idIsStates: id === netbird.idp_id, currentSecret: client_secret === b.secrets.NB_AUTHENTIK_CLIENT_SECRET })),
+      },
+      authentik: { providers: withoutPk(providers), applications: withoutPk(applications) },
+    })).replaceAll(b.root, "<root>"),
   );
 }
 
@@ -49,6 +73,14 @@ describe("bootstrap.sh converges from any interruption", () => {
     expect(calls).toBeGreaterThan(10);
     for (let k = 1; k <= calls; k++) {
       await convergesAfter(secrets, state, (b) => b.double.configure({ killAtCall: k }), `killed at call ${k}`);
+    }
+  }, 120_000);
+
+  it("killed at every docker call k while the proxy token and setup key are minted through NetBird, then re-run", async () => {
+    const sopsWithoutTokens = canarySecrets();
+    const { state, calls } = await reference(sopsWithoutTokens);
+    for (let k = 1; k <= calls; k++) {
+      await convergesAfter(sopsWithoutTokens, state, (b) => b.double.configure({ killAtCall: k }), `minting, killed at call ${k}`);
     }
   }, 120_000);
 

@@ -7,7 +7,6 @@ import { bifrostPerTest } from "../docker-double/perTest";
 
 const bifrost = bifrostPerTest();
 
-const steps = (b: Bifrost) => b.double.calls.map(composeStep).filter((s): s is string => s !== undefined && /^(up|restart) /.test(s));
 
 function expectNoCanary(b: Bifrost, ...outputs: string[]): void {
   const values = Object.values(b.secrets).filter((v): v is string => !!v);
@@ -16,64 +15,172 @@ function expectNoCanary(b: Bifrost, ...outputs: string[]): void {
 }
 
 describe("bootstrap.sh in the docker double", () => {
-  it("starts the stack in the design's order, minting and rendering between authentik and netbird", async () => {
+  it("follows the step graph: independent services start together, Authentik and NetBird meet at the IdP registration", async () => {
     const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
+    // Long enough that a service started in sequence would show: every first-wave `up` is
+    // issued before the first of them can be healthy.
+    b.double.configure({ delaysMs: { traefik: 300, "authentik-postgres": 300, "netbird-server": 300, "netbird-dashboard": 300 } });
     const r = await b.run();
     expect(r.code, r.stderr).toBe(0);
     expect(b.double.calls[0]).toBe("compose version");
     expect(composeStep(b.double.calls[1])).toBe("pull");
-    expect(steps(b)).toEqual([
-      "up traefik",
-      "up authentik-postgres",
-      "up authentik-server authentik-worker",
-      "up netbird-server",
-      "up netbird-dashboard",
-      "up netbird-proxy",
-      "up netbird-agent",
-    ]);
-    const mint = b.double.calls.indexOf("exec -i authentik-server ak shell");
-    const authentik = b.double.calls.findIndex((c) => composeStep(c) === "up authentik-server authentik-worker");
-    const netbird = b.double.calls.findIndex((c) => composeStep(c) === "up netbird-server");
-    expect(authentik).toBeLessThan(mint);
-    expect(mint).toBeLessThan(netbird);
+    const at = (call: string) => {
+      const i = b.double.calls.findIndex((c) => composeStep(c) === call || c === call);
+      expect(i, call).toBeGreaterThan(-1);
+      return i;
+    };
+    const firstWave = ["up traefik", "up authentik-postgres", "up netbird-server", "up netbird-dashboard"].map(at);
+    const psql = b.double.calls.findIndex((c) => c.startsWith("exec -i authentik-postgres psql"));
+    for (const i of firstWave) expect(i).toBeLessThan(psql);
+    // The Authentik branch, in order.
+    expect(psql).toBeLessThan(at("up authentik-server authentik-worker"));
+    expect(at("up authentik-server authentik-worker")).toBeLessThan(at("exec -i authentik-server ak shell"));
+    expect(at("exec -i authentik-server ak shell")).toBeLessThan(at("exec authentik-server ak apply_blueprint /blueprints/custom/netbird.yaml"));
+    // Both branches before the IdP registration, which comes before proxy and agent.
+    const api = b.double.netbird.api.calls;
+    expect(api.indexOf("POST /api/setup")).toBeGreaterThan(-1);
+    expect(api.indexOf("POST /api/setup")).toBeLessThan(api.indexOf("POST /api/identity-providers"));
+    expect(b.double.authentik.api.calls[0]).toBe("GET /api/v3/providers/oauth2/?client_id=netbird");
+    const lines = r.stdout.split("\n");
+    const line = (step: string) => lines.findIndex((l) => l.startsWith(`[bootstrap] step ${step}: ok`));
+    expect(line("netbird-idp")).toBeGreaterThan(line("authentik-blueprint"));
+    expect(line("netbird-idp")).toBeGreaterThan(line("netbird-setup"));
+    for (const s of ["netbird-proxy", "netbird-agent"]) expect(line(s)).toBeGreaterThan(line("netbird-idp"));
     // Every image is pulled before the first container starts.
     expect(b.double.eventsOf("pull").map((e) => e.service).sort()).toEqual(Object.keys(parseYaml(b.read("docker-compose.yml")).services).sort());
     expect(b.double.tokens.get("netbird-mgmt-token")).toEqual({ user: "akadmin", key: b.secrets.AUTHENTIK_TOKEN, intent: "api", expiring: false });
     for (const name of b.double.containers.keys()) expect(b.double.healthOf(name)).toBe("healthy");
-    // One log line per step, each with its duration.
-    const stepLines = r.stdout.split("\n").filter((l) => l.startsWith("[bootstrap] step "));
-    expect(stepLines.length).toBe(15);
-    for (const line of stepLines) expect(line).toMatch(/: ok.*\(\d+\.\d\ds\)$/);
+    // One log line per step of the graph (and the pre-flight), each with its duration.
+    const stepLines = lines.filter((l) => l.startsWith("[bootstrap] step "));
+    expect(stepLines.length).toBe(1 + b.read("bootstrap.graph").split("\n").filter((l) => l.trim() && !l.startsWith("#")).length);
+    for (const l of stepLines) expect(l).toMatch(/: ok.*\(\d+\.\d\ds\)$/);
     expect(r.stderr).not.toMatch(/variable is not set/);
     expectNoCanary(b, r.stdout, r.stderr);
   });
 
-  it("skips the optional services without their secret and says how to enable them", async () => {
+  it("converges NetBird and Authentik: provider and application from the blueprint, NetBird set up once, Authentik registered once", async () => {
+    const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    const domain = b.settings.domain;
+    expect(b.double.authentik.providers.get("netbird")).toMatchObject({
+      client_type: "confidential",
+      client_id: "netbird",
+      client_secret: b.secrets.NB_AUTHENTIK_CLIENT_SECRET,
+      redirect_uris: [{ matching_mode: "strict", url: `https://netbird.${domain}/oauth2/callback` }],
+    });
+    expect(b.double.authentik.applications.get("netbird")?.provider).toBe(b.double.authentik.providers.get("netbird")?.pk);
+    const store = b.double.netbird.store();
+    expect(b.double.netbird.setupCalls).toBe(1);
+    expect(store.owner?.email).toBe("owner@example.test");
+    expect(store.identityProviders).toEqual([
+      expect.objectContaining({ type: "authentik", issuer: `https://auth.${domain}/application/o/netbird/`, client_id: "netbird", client_secret: b.secrets.NB_AUTHENTIK_CLIENT_SECRET }),
+    ]);
+    const state = b.state();
+    expect(state.netbird.idp_id).toBe(store.identityProviders[0].id);
+    expect(store.pats.map((p) => p.token)).toContain(state.netbird.pat);
+    // The state file is the bootstrap's, on the data root, readable by root only.
+    expect(fs.statSync(path.join(b.data, "bootstrap-state.json")).mode & 0o777).toBe(0o600);
+    expect(r.stdout).toContain("step netbird-setup: ok, owner created, PAT stored");
+    expect(r.stdout).toContain("step netbird-idp: ok, registered");
+    expectNoCanary(b, r.stdout, r.stderr, JSON.stringify(b.double.calls), JSON.stringify(b.double.netbird.api.calls));
+    for (const value of [state.netbird.pat]) expect(r.stdout + r.stderr).not.toContain(value);
+  });
+
+  it("mints a proxy token and a setup key through NetBird when SOPS has none, and keeps them", async () => {
     const b = await bifrost();
     const r = await b.run();
     expect(r.code, r.stderr).toBe(0);
-    expect(b.double.containers.has("netbird-proxy")).toBe(false);
-    expect(b.double.containers.has("netbird-agent")).toBe(false);
-    expect(b.double.eventsOf("pull").map((e) => e.service)).not.toContain("netbird-proxy");
-    expect(r.stdout).toMatch(/step netbird-proxy: ok, skipped: add NB_PROXY_TOKEN .* to enable netbird-proxy/);
-    expect(r.stdout).toMatch(/step netbird-agent: ok, skipped: add NB_BIFROST_SETUP_KEY .* to enable netbird-agent/);
+    expect(r.stdout).toContain("step netbird-tokens: ok, proxy token minted, setup key minted");
+    const { proxy_token, setup_key } = b.state().netbird;
+    expect(proxy_token).toMatch(/^nbx_[A-Za-z0-9]{36}$/);
+    expect(b.double.netbird.store().setupKeys).toEqual([expect.objectContaining({ key: setup_key, type: "reusable", expires_in: 0 })]);
+    // They reach their containers through Compose's environment, never through a file of Pulumi's.
+    expect(b.double.containers.get("netbird-proxy")?.config.environment.NB_PROXY_TOKEN).toBe(proxy_token);
+    expect(b.double.containers.get("netbird-agent")?.config.environment.NB_SETUP_KEY).toBe(setup_key);
+    expect(b.read(".secrets.env")).not.toContain(proxy_token);
+    expect(r.stdout + r.stderr).not.toContain(proxy_token);
+    expect(r.stdout + r.stderr).not.toContain(setup_key);
+    const events = b.double.events.length;
+    const again = await b.run();
+    expect(again.stdout).toContain("step netbird-tokens: ok, proxy token minted before, setup key minted before");
+    expect(b.double.netbird.store().proxyTokens).toHaveLength(1);
+    expect(b.double.events.slice(events).filter((e) => ["create", "recreate", "restart"].includes(e.kind))).toEqual([]);
   });
 
-  it("removes an optional service whose secret was taken out, and only that one", async () => {
-    const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
+  it("a SOPS token wins over a minted one, and taking it out falls back to the minted one", async () => {
+    const b = await bifrost();
     expect((await b.run()).code).toBe(0);
-    expect(b.double.containers.has("netbird-proxy")).toBe(true);
+    const minted = b.state().netbird.proxy_token;
+    const fromSops = canarySecrets({ optional: true }).NB_PROXY_TOKEN!;
+    b.rotate("NB_PROXY_TOKEN", fromSops);
+    let events = b.double.events.length;
+    const withSops = await b.run();
+    expect(withSops.code, withSops.stderr).toBe(0);
+    expect(withSops.stdout).toContain("proxy token from SOPS");
+    expect(b.double.containers.get("netbird-proxy")?.config.environment.NB_PROXY_TOKEN).toBe(fromSops);
+    expect(b.double.events.slice(events).filter((e) => e.kind === "recreate").map((e) => e.service)).toEqual(["netbird-proxy"]);
     const { NB_PROXY_TOKEN: _removed, ...rest } = b.secrets;
     b.secrets = rest;
     b.writeEnvFiles();
+    events = b.double.events.length;
+    const without = await b.run();
+    expect(without.code, without.stderr).toBe(0);
+    expect(b.double.containers.get("netbird-proxy")?.config.environment.NB_PROXY_TOKEN).toBe(minted);
+    expect(b.double.events.slice(events).filter((e) => e.kind === "recreate").map((e) => e.service)).toEqual(["netbird-proxy"]);
+  });
+
+  it("a new server on the old volume changes nothing and never calls /api/setup again", async () => {
+    const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
+    expect((await b.run()).code).toBe(0);
+    const before = { state: b.state(), store: b.double.netbird.store() };
+    const fresh = await bifrost({ secrets: b.secrets, dataFrom: b });
+    const r = await fresh.run();
+    expect(r.code, r.stderr).toBe(0);
+    expect(fresh.double.netbird.setupCalls).toBe(0);
+    expect(fresh.double.netbird.api.calls).not.toContain("POST /api/setup");
+    expect({ state: fresh.state(), store: fresh.double.netbird.store() }).toEqual(before);
+    expect(r.stdout).toContain("step netbird-setup: ok, set up before, PAT valid");
+    expect(r.stdout).toContain("step netbird-idp: ok, registered, unchanged");
+  });
+
+  it("a rotated OAuth2 client secret reaches both sides: Authentik by the blueprint, NetBird by an update of the same IdP", async () => {
+    const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
+    expect((await b.run()).code).toBe(0);
+    const idp = b.double.netbird.store().identityProviders[0];
+    const rotated = "rotatedClientSecret0123456789abcdefABCDEF0123456789abcdefABCDEF01";
+    b.rotate("NB_AUTHENTIK_CLIENT_SECRET", rotated);
+    const events = b.double.events.length;
     const r = await b.run();
     expect(r.code, r.stderr).toBe(0);
+    expect(b.double.authentik.providers.get("netbird")?.client_secret).toBe(rotated);
+    expect(b.double.netbird.store().identityProviders).toEqual([{ ...idp, client_secret: rotated }]);
+    expect(b.double.netbird.api.calls).toContain(`PUT /api/identity-providers/${idp.id}`);
+    expect(r.stdout).toContain("step netbird-idp: ok, updated");
+    expect(b.double.events.slice(events).filter((e) => ["create", "recreate", "restart"].includes(e.kind)).map((e) => e.service)).toEqual(["authentik-server", "authentik-worker"]);
+    expect(r.stdout + r.stderr).not.toContain(rotated);
+  });
+
+  it("retries the IdP registration while NetBird cannot reach Authentik's issuer yet", async () => {
+    const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
+    b.double.netbird.issuerUnreachableCalls = 3;
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    expect(b.double.netbird.api.calls.filter((c) => c === "POST /api/identity-providers")).toHaveLength(4);
+    expect(b.double.netbird.store().identityProviders).toHaveLength(1);
+  });
+
+  it("gives up on the IdP registration after the timeout with the last error, and starts neither proxy nor agent", async () => {
+    const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
+    b.double.netbird.issuerUnreachableCalls = Infinity;
+    const r = await b.run({ env: { BIFROST_WAIT_TIMEOUT: "1" } });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("last error: curl: (22) The requested URL returned error: 422");
+    expect(r.stderr).toMatch(/registering Authentik in NetBird's identity providers did not succeed within 1s/);
+    expect(r.stderr).toContain("step netbird-idp: FAILED");
+    expect(b.double.netbird.store().identityProviders).toEqual([]);
     expect(b.double.containers.has("netbird-proxy")).toBe(false);
-    expect(b.double.containers.has("netbird-agent")).toBe(true);
-    expect(b.double.eventsOf("remove").map((e) => e.service)).toEqual(["netbird-proxy"]);
-    expect(r.stdout).toMatch(/step netbird-proxy: ok, skipped: .*; the running netbird-proxy was removed/);
-    const again = await b.run();
-    expect(again.stdout).not.toContain("was removed");
+    expect(b.double.containers.has("netbird-agent")).toBe(false);
   });
 
   it("re-runs on a healthy stack without changing anything", async () => {
@@ -87,27 +194,29 @@ describe("bootstrap.sh in the docker double", () => {
     expect(b.endState()).toEqual(first);
     expect(b.read("netbird/config.yaml.tmpl")).toBe(template);
     expect(fs.readFileSync(path.join(b.dir, "netbird/config.yaml.tmpl"), "utf8")).toBe(fs.readFileSync(path.join(__dirname, "../../cloud/bifrost/netbird/config.yaml.tmpl"), "utf8"));
-    expect(b.double.events.slice(events).filter((e) => e.kind !== "pull" && e.kind !== "token-unchanged")).toEqual([]);
-    expect(fs.statSync(path.join(b.dir, "netbird/config.yaml")).mode & 0o777).toBe(0o600);
+    // Each run pulls, re-reads the minted token and re-applies the blueprint; nothing else happens.
+    expect(b.double.events.slice(events).filter((e) => !["pull", "token-unchanged", "blueprint"].includes(e.kind))).toEqual([]);
+    expect(b.double.netbird.setupCalls).toBe(1);
+    expect(fs.statSync(b.netbirdConfigPath).mode & 0o777).toBe(0o600);
     expect(fs.statSync(path.join(b.dir, ".secrets.env")).mode & 0o777).toBe(0o600);
   });
 
   it("follows a rotated AUTHENTIK_TOKEN: the minted token's key is updated, NetBird is not touched", async () => {
     const b = await bifrost();
     expect((await b.run()).code).toBe(0);
-    const before = b.read("netbird/config.yaml");
+    const before = b.readNetbirdConfig();
     const events = b.double.events.length;
     b.rotate("AUTHENTIK_TOKEN", "rotatedAUTHENTIKTOKEN0123456789abcdef");
     const r = await b.run();
     expect(r.code, r.stderr).toBe(0);
     expect(b.double.tokens.get("netbird-mgmt-token")?.key).toBe("rotatedAUTHENTIKTOKEN0123456789abcdef");
-    expect(b.double.events.slice(events).map((e) => `${e.kind} ${e.service}`).filter((e) => !e.startsWith("pull"))).toEqual([
+    expect(b.double.events.slice(events).map((e) => `${e.kind} ${e.service}`).filter((e) => !e.startsWith("pull") && !e.startsWith("blueprint"))).toEqual([
       "recreate authentik-server",
       "recreate authentik-worker",
       "token-update authentik-server",
     ]);
     // NetBird's combined server reads no idpManager: nothing of Authentik's token is in its config.
-    expect(b.read("netbird/config.yaml")).toBe(before);
+    expect(b.readNetbirdConfig()).toBe(before);
     expectNoCanary(b, r.stdout, r.stderr);
   });
 
@@ -146,7 +255,7 @@ describe("bootstrap.sh in the docker double", () => {
     const r = await b.run();
     expect(r.code, r.stderr).toBe(0);
     expect(b.double.calls.filter((c) => c === "exec -i authentik-server ak shell")).toHaveLength(4);
-    expect(r.stdout).toContain("step mint-token: ok, attempt 4");
+    expect(r.stdout).toContain("step authentik-token: ok, attempt 4");
   });
 
   it("gives up minting after a bounded number of attempts and shows ak shell's error", async () => {
@@ -156,8 +265,10 @@ describe("bootstrap.sh in the docker double", () => {
     expect(r.code).not.toBe(0);
     expect(b.double.calls.filter((c) => c === "exec -i authentik-server ak shell")).toHaveLength(3);
     expect(r.stderr).toContain("the database system is starting up");
-    expect(r.stderr).toMatch(/could not mint the NetBird management token .* after 3 attempts/);
-    expect(b.double.containers.has("netbird-server")).toBe(false);
+    expect(r.stderr).toMatch(/could not mint the Authentik API token .* after 3 attempts/);
+    // The NetBird branch went on, but nothing that needs both branches started.
+    expect(b.double.netbird.store().identityProviders).toEqual([]);
+    expect(b.double.containers.has("netbird-proxy")).toBe(false);
   });
 
   it("on a health timeout exits non-zero, names the service and shows its last log lines", async () => {
@@ -170,7 +281,9 @@ describe("bootstrap.sh in the docker double", () => {
     expect(r.stderr).not.toContain("last 50 log lines of authentik-server:");
     expect(r.stderr).toMatch(/ERROR: authentik-worker did not become healthy within 1s/);
     expect(r.stderr).toContain("step authentik: FAILED");
-    expect(b.double.containers.has("netbird-server")).toBe(false);
+    expect(r.stderr).toContain("step(s) failed: authentik");
+    expect(b.double.netbird.store().identityProviders).toEqual([]);
+    expect(b.double.containers.has("netbird-agent")).toBe(false);
     expectNoCanary(b, r.stdout, r.stderr);
   });
 
@@ -243,7 +356,7 @@ describe("bootstrap.sh in the docker double", () => {
     b.writeEnvFiles();
     const r = await b.run();
     expect(r.code, r.stderr).toBe(0);
-    const config = parseYaml(b.read("netbird/config.yaml"));
+    const config = parseYaml(b.readNetbirdConfig());
     expect(config.server.authSecret).toBe(hostile[0]);
     expect(config.server.store.encryptionKey).toBe(hostile[1]);
     expect(config.server.exposedAddress).toBe(`https://netbird.${hostile[3]}:443`);

@@ -27,7 +27,7 @@ async function rendered(template?: (text: string) => string): Promise<string> {
   if (template) fs.writeFileSync(file, template(fs.readFileSync(file, "utf8")));
   const r = await b.run();
   expect(r.code, r.stderr).toBe(0);
-  return b.read("netbird/config.yaml");
+  return b.readNetbirdConfig();
 }
 
 /** yaml.v3 refuses duplicate keys; so does this parse. */

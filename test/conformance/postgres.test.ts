@@ -2,7 +2,7 @@
  * The AUTHENTIK_POSTGRESQL_PASSWORD rotation of bootstrap.sh against a real PostgreSQL.
  *
  * Postgres reads POSTGRES_PASSWORD only when it initialises its data directory, so the
- * bootstrap's sync_postgres_password changes the role's password with SQL sent through
+ * bootstrap's step_postgres_password changes the role's password with SQL sent through
  * `docker exec -i authentik-postgres psql`. Here the script's own functions run (sourced from
  * bootstrap.sh, only its final `main "$@"` left out) with env files from the project's
  * renderers, and test/conformance/postgres-shim/docker forwards that one docker call to a real
@@ -16,7 +16,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { canary, canaryEnv } from "../helpers/canaries";
+import { canary, canaryValues } from "../helpers/canaries";
 import { copyBundle, removeBundle, settings, type Bundle } from "./bundle";
 import { postgresBin, repoRoot } from "./tools";
 
@@ -137,16 +137,16 @@ describe("AUTHENTIK_POSTGRESQL_PASSWORD rotation against a real PostgreSQL", () 
     if (bundle) removeBundle(bundle);
   });
 
-  /** Pulumi's part (render both env files), then the bootstrap's sync_postgres_password. */
+  /** Pulumi's part (render both env files), then the bootstrap's step_postgres_password. */
   function rotateTo(password: string) {
     if (bundle) removeBundle(bundle);
-    bundle = copyBundle({ ...canaryEnv("hetzner", "pg"), AUTHENTIK_POSTGRESQL_PASSWORD: password }, { ...settings, dataRoot: path.join(pg.root, "bifrost-data") });
+    bundle = copyBundle({ ...canaryValues("hetzner", "pg"), AUTHENTIK_POSTGRESQL_PASSWORD: password }, { ...settings, dataRoot: path.join(pg.root, "bifrost-data") });
     const script = [
       'source "$1"',
       "load_env_file .env",
       "load_env_file .secrets.env",
       'DATA=${CONF[BIFROST_DATA]}',
-      "sync_postgres_password",
+      "step_postgres_password",
       'printf "note=%s\\n" "$STEP_NOTE"',
     ].join("\n");
     return spawnSync("bash", ["-c", script, "rotate", functions], {

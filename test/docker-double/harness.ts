@@ -32,6 +32,8 @@ export interface BifrostOptions {
   secrets?: SecretValues;
   volumeDevice?: string;
   publicServices?: VpsSettings["publicServices"];
+  /** A reprovision: start on a copy of this earlier harness's data root (the kept volume). */
+  dataFrom?: Bifrost;
 }
 
 export interface RunResult {
@@ -59,12 +61,14 @@ export class Bifrost {
     this.fstab = path.join(this.root, "fstab");
     this.hostState = path.join(this.root, "host");
     fs.cpSync(bifrostSource, this.dir, { recursive: true });
+    if (options.dataFrom) fs.cpSync(options.dataFrom.data, this.data, { recursive: true });
     fs.writeFileSync(path.join(this.root, "boot-finished"), "");
     fs.writeFileSync(this.fstab, "# <file system> <mount point> <type> <options> <dump> <pass>\n");
     this.secrets = options.secrets ?? canarySecrets();
     this.settings = {
       domain: "bifrost.example.test",
       acmeEmail: "ops@example.test",
+      netbirdOwnerEmail: "owner@example.test",
       publicServices: options.publicServices ?? [{ name: "grafana", upstream: "http://100.64.0.10:3000" }],
       dataRoot: this.data,
       volumeDevice: options.volumeDevice,
@@ -98,6 +102,25 @@ export class Bifrost {
     return fs.readFileSync(path.join(this.dir, relative), "utf8");
   }
 
+  /** What the bootstrap renders for netbird-server, under the data root (never in /etc/bifrost). */
+  get netbirdConfigPath(): string {
+    return path.join(this.data, "netbird-config/config.yaml");
+  }
+
+  get netbirdRestartPendingPath(): string {
+    return path.join(this.data, "netbird-config/.restart-pending");
+  }
+
+  readNetbirdConfig(): string {
+    return fs.readFileSync(this.netbirdConfigPath, "utf8");
+  }
+
+  /** The bootstrap's state file on the data root (NetBird PAT, minted tokens, fingerprints). */
+  state(): Record<string, Record<string, string>> {
+    const file = path.join(this.data, "bootstrap-state.json");
+    return fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : {};
+  }
+
   /** Runs a script of the bundle (bootstrap.sh unless told otherwise) as Pulumi runs it on the VPS. */
   run(options: { env?: Record<string, string>; hostTools?: boolean; xtrace?: boolean; script?: string; args?: string[] } = {}): Promise<RunResult> {
     const started = Date.now();
@@ -111,6 +134,9 @@ export class Bifrost {
       BIFROST_CLOUD_INIT_MARKER: path.join(this.root, "boot-finished"),
       BIFROST_WAIT_TIMEOUT: "20",
       BIFROST_MINT_RETRY_DELAY: "0.05",
+      BIFROST_API_RETRY_DELAY: "0.05",
+      BIFROST_NETBIRD_API: `http://127.0.0.1:${this.double.netbird.api.port}`,
+      BIFROST_AUTHENTIK_API: `http://127.0.0.1:${this.double.authentik.api.port}`,
       DOCKER_DOUBLE_PORT: String(this.double.port),
       HOST_DOUBLE_STATE: this.hostState,
       ...options.env,
@@ -138,9 +164,12 @@ export class Bifrost {
       tokens: Object.fromEntries(this.double.tokens),
       dbPassword: this.double.dbPassword,
       secretsEnv: this.read(".secrets.env"),
-      netbirdConfig: this.read("netbird/config.yaml"),
+      netbirdConfig: this.readNetbirdConfig(),
       template: this.read("netbird/config.yaml.tmpl"),
-      restartPending: fs.existsSync(path.join(this.dir, "netbird/.config.yaml.restart-pending")),
+      restartPending: fs.existsSync(this.netbirdRestartPendingPath),
+      bootstrapState: this.state(),
+      netbirdStore: this.double.netbird.store(),
+      authentik: { providers: Object.fromEntries(this.double.authentik.providers), applications: Object.fromEntries(this.double.authentik.applications) },
       storeKeyFingerprint: optionalFile(path.join(this.data, "netbird/.store-key.hmac")),
       postgresFingerprint: optionalFile(path.join(this.data, "authentik-postgres.password.hmac")),
       bifrostFiles: fs.readdirSync(this.dir, { recursive: true }).map(String).sort(),

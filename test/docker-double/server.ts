@@ -14,6 +14,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
+import { AuthentikDouble, NetbirdDouble, type Containers } from "./apis";
 
 export interface DoubleConfig {
   /** Milliseconds from (re)creation or restart until the service's health check passes. */
@@ -28,7 +29,7 @@ export interface DoubleConfig {
   killAtCall?: number;
 }
 
-export type EventKind = "create" | "recreate" | "restart" | "remove" | "stop" | "pull" | "token-create" | "token-update" | "token-unchanged" | "role-password";
+export type EventKind = "create" | "recreate" | "restart" | "remove" | "stop" | "blueprint" | "pull" | "token-create" | "token-update" | "token-unchanged" | "role-password";
 
 export interface DoubleEvent {
   readonly kind: EventKind;
@@ -37,6 +38,8 @@ export interface DoubleEvent {
 
 interface Container {
   service: string;
+  /** The project directory it was created from: relative bind sources resolve against it. */
+  cwd: string;
   /** False once `docker stop` stopped it; `compose up` starts it again. */
   running: boolean;
   hash: string;
@@ -99,8 +102,32 @@ export class DockerDouble {
   port = 0;
   private server?: net.Server;
 
+  /** NetBird's and Authentik's HTTP APIs, answering while their containers are healthy. */
+  readonly netbird: NetbirdDouble;
+  readonly authentik: AuthentikDouble;
+
   constructor(readonly stateDir: string) {
     fs.mkdirSync(stateDir, { recursive: true });
+    const containers: Containers = {
+      healthyEnv: (name) => {
+        const c = this.containers.get(name);
+        return c && c.running && this.health(c) === "healthy" ? c.config.environment : undefined;
+      },
+      hostPathOf: (name, target) => {
+        const c = this.containers.get(name);
+        const volume = c?.config.volumes.find((v) => v.split(":")[1] === target);
+        return c && volume ? path.resolve(c.cwd, volume.split(":")[0]) : undefined;
+      },
+    };
+    this.netbird = new NetbirdDouble(containers);
+    this.authentik = new AuthentikDouble(containers);
+    this.authentik.tokenKeys = () => [...this.tokens.values()].map((t) => t.key);
+    // NetBird fetches <issuer>/.well-known/openid-configuration over the public name: it
+    // answers when Traefik and authentik-server run and the issuer's application exists.
+    this.netbird.discoverable = (issuer) => {
+      const env = containers.healthyEnv("authentik-server");
+      return !!env && !!containers.healthyEnv("traefik") && this.authentik.issuerFor("netbird", env.BIFROST_DOMAIN) === issuer;
+    };
   }
 
   configure(config: Partial<DoubleConfig>): void {
@@ -111,10 +138,12 @@ export class DockerDouble {
     this.server = net.createServer((socket) => this.serve(socket));
     await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
     this.port = (this.server.address() as net.AddressInfo).port;
+    await Promise.all([this.netbird.api.start(), this.authentik.api.start()]);
     return this.port;
   }
 
   async stop(): Promise<void> {
+    await Promise.all([this.netbird.api.stop(), this.authentik.api.stop()]);
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
@@ -271,7 +300,7 @@ export class DockerDouble {
         continue;
       }
       this.prepareMounts(cwd, name, config);
-      this.containers.set(name, { service: name, running: true, hash, config, startedAt: Date.now(), log: [...(existing?.log ?? []), `${name} starting`] });
+      this.containers.set(name, { service: name, cwd, running: true, hash, config, startedAt: Date.now(), log: [...(existing?.log ?? []), `${name} starting`] });
       this.events.push({ kind: existing ? "recreate" : "create", service: name });
       out.stderr += ` Container ${name}  ${existing ? "Recreated" : "Created"}\n Container ${name}  Started\n`;
     }
@@ -311,16 +340,28 @@ export class DockerDouble {
     return "healthy";
   }
 
+  private setDbPassword(dataDir: string, password: string | undefined): void {
+    this.dbPassword = password;
+    if (password !== undefined) fs.writeFileSync(path.join(dataDir, "double-authentik-role-password"), password);
+  }
+
   /** What the engine does on create: missing bind sources become directories; postgres runs initdb on an empty data dir. */
   private prepareMounts(cwd: string, name: string, config: ResolvedService): void {
     for (const volume of config.volumes) {
       const [source, target] = volume.split(":");
       const host = path.resolve(cwd, source);
       if (!fs.existsSync(host)) fs.mkdirSync(host, { recursive: true });
-      if (config.image.startsWith("postgres:") && target === "/var/lib/postgresql/data" && fs.readdirSync(host).length === 0) {
-        fs.writeFileSync(path.join(host, "PG_VERSION"), "16\n");
-        this.dbPassword = config.environment.POSTGRES_PASSWORD;
-        this.containers.get(name)?.log.push("initdb done");
+      if (config.image.startsWith("postgres:") && target === "/var/lib/postgresql/data") {
+        // The role's password lives in the database on the volume: a new server on the old
+        // volume finds the one set at initdb or by the last ALTER ROLE.
+        const role = path.join(host, "double-authentik-role-password");
+        if (fs.readdirSync(host).length === 0) {
+          fs.writeFileSync(path.join(host, "PG_VERSION"), "16\n");
+          this.setDbPassword(host, config.environment.POSTGRES_PASSWORD);
+          this.containers.get(name)?.log.push("initdb done");
+        } else if (this.dbPassword === undefined && fs.existsSync(role)) {
+          this.dbPassword = fs.readFileSync(role, "utf8");
+        }
       }
     }
   }
@@ -363,14 +404,30 @@ export class DockerDouble {
   }
 
   private exec(request: Request, args: string[], out: { stdout: string; stderr: string }): void {
-    const [flag, name, ...command] = args;
-    if (flag !== "-i" || request.stdin === undefined) throw new Failure("docker double: only `docker exec -i CONTAINER …` with stdin is supported", 127);
+    if (args[0] !== "-i") return this.execWithoutStdin(args);
+    const [, name, ...command] = args;
+    if (request.stdin === undefined) throw new Failure("docker double: `docker exec -i` without stdin", 127);
     const c = this.containers.get(name);
     if (!c) throw new Failure(`Error response from daemon: No such container: ${name}`);
     if (this.health(c) === "starting") throw new Failure(`Error response from daemon: container ${name} is not running`);
     if (name === "authentik-server" && command.join(" ") === "ak shell") return this.akShell(c, request.stdin, out);
     if (name === "authentik-postgres" && command[0] === "psql") return this.psql(command.slice(1), request.stdin);
     throw new Failure(`docker double: unsupported: docker exec -i ${name} ${command.join(" ")}`, 127);
+  }
+
+  /** `docker exec CONTAINER ak apply_blueprint FILE`: see AuthentikDouble.applyBlueprint. */
+  private execWithoutStdin(args: string[]): void {
+    const [name, ...command] = args;
+    const c = this.containers.get(name);
+    if (!c || !c.running) throw new Failure(`Error response from daemon: No such container: ${name}`);
+    if (!name.startsWith("authentik-") || command[0] !== "ak" || command[1] !== "apply_blueprint" || command.length !== 3)
+      throw new Failure(`docker double: unsupported: docker exec ${args.join(" ")}`, 127);
+    if (this.health(c) === "starting") throw new Failure(`Error response from daemon: container ${name} is not running`);
+    const mount = c.config.volumes.map((v) => v.split(":")).find(([, target]) => command[2].startsWith(`${target}/`));
+    const file = mount ? path.join(path.resolve(c.cwd, mount[0]), command[2].slice(mount[1].length + 1)) : command[2];
+    const error = this.authentik.applyBlueprint(file, c.config.environment);
+    if (error) throw new Failure(error);
+    this.events.push({ kind: "blueprint", service: name });
   }
 
   /** Authentik's Django shell running bootstrap.sh's snippet: get-or-create the token, key from the container's env. */
@@ -407,7 +464,10 @@ export class DockerDouble {
     const m = /^ALTER ROLE authentik WITH PASSWORD '((?:[^']|'')*)';\s*$/.exec(sql);
     if (!m) throw new Failure("ERROR:  syntax error (the double understands only ALTER ROLE authentik WITH PASSWORD '…';)");
     if (this.dbPassword === undefined) throw new Failure('FATAL:  role "authentik" does not exist');
-    this.dbPassword = m[1].replace(/''/g, "'");
+    const data = this.containers.get("authentik-postgres");
+    const host = data && data.config.volumes.map((v) => v.split(":")).find(([, target]) => target === "/var/lib/postgresql/data");
+    if (!data || !host) throw new Failure("docker double: authentik-postgres has no data directory");
+    this.setDbPassword(path.resolve(data.cwd, host[0]), m[1].replace(/''/g, "'"));
     this.events.push({ kind: "role-password", service: "authentik-postgres" });
   }
 }
