@@ -6,10 +6,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 shell_files() {
   git ls-files -z --cached --others --exclude-standard |
     while IFS= read -r -d '' f; do
-      [[ "$f" == *.sh || "$(head -c 64 "$f" 2>/dev/null)" == '#!/usr/bin/env bash'* ]] && printf '%s\0' "$f"
+      if [[ "$f" == *.sh || "$(head -c 64 "$f" 2>/dev/null)" == '#!/usr/bin/env bash'* ]]; then printf '%s\0' "$f"; fi
     done
 }
 
-shell_files | xargs -0 -r shellcheck
+# --external-sources: the stand-ins of test/docker-double/host-bin source their shared _common.bash.
+shell_files | xargs -0 -r shellcheck --external-sources
 npx tsc --noEmit
 echo "lint: shellcheck and tsc clean"
