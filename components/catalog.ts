@@ -121,7 +121,7 @@ export const catalog: readonly CatalogEntry[] = [
     // password from this variable when it creates the user, so the initial-setup flow is
     // closed from the first start; without it whoever reaches auth.<domain> first becomes
     // admin. Authentik reads it only at first start (website/docs/install-config/
-    // automated-install.mdx), so a rotation has to reach akadmin through Authentik itself.
+    // automated-install.mdx), so the bootstrap sets akadmin's password itself when it changed.
     key: "AUTHENTIK_BOOTSTRAP_PASSWORD",
     deliveredAs: "akadmin's password, as AUTHENTIK_BOOTSTRAP_PASSWORD (closes Authentik's first-run setup)",
     where: [".secrets.env"],
@@ -132,7 +132,7 @@ export const catalog: readonly CatalogEntry[] = [
       test: (v) => v.length >= 16 && printableWithoutQuotes(v),
     },
     generate: "openssl rand -base64 24",
-    rotation: { kind: "with care", note: "Authentik reads it only at first start; change akadmin's password in Authentik as well" },
+    rotation: { kind: "yes", note: "the bootstrap sets akadmin's password (ak shell)" },
     consumers: ["authentik-server", "authentik-worker"],
   },
   {

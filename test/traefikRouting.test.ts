@@ -119,7 +119,7 @@ describe("Traefik and NetBird's first-boot setup", () => {
   it("the bootstrap calls /api/setup on the loopback port netbird-server publishes, not through Traefik", () => {
     const script = fs.readFileSync(path.join(bundleDir, "bootstrap.sh"), "utf8");
     expect(script).toMatch(/NETBIRD_API="\$\{BIFROST_NETBIRD_API:-http:\/\/127\.0\.0\.1:8081\}"/);
-    expect(script).toContain('api POST "$NETBIRD_API/api/setup"');
+    expect(script).toContain('POST "$NETBIRD_API/api/setup" ""');
     const compose = parseYaml(fs.readFileSync(path.join(bundleDir, "docker-compose.yml"), "utf8"));
     expect(compose.services["netbird-server"].ports).toContain("127.0.0.1:8081:80");
   });

@@ -62,6 +62,21 @@ if token.key != key or token.user_id != user.pk or token.intent != TokenIntents.
     token.save()
 print("TOKEN:" + token.key)'
 
+# Runs inside authentik-server through `ak shell` (stdin): akadmin's password follows
+# AUTHENTIK_BOOTSTRAP_PASSWORD, which Authentik itself reads only at its first start
+# (blueprints/system/bootstrap.yaml). Read from the container's environment, never a command line.
+readonly ADMIN_PASSWORD_SNIPPET='import os
+from authentik.core.models import User
+
+password = os.environ["AUTHENTIK_BOOTSTRAP_PASSWORD"]
+user = User.objects.get(username="akadmin")
+if user.check_password(password):
+    print("PASSWORD:unchanged")
+else:
+    user.set_password(password)
+    user.save()
+    print("PASSWORD:set")'
+
 declare -A CONF=()  # every NAME="value" of .env and .secrets.env
 DATA=""             # BIFROST_DATA, the data root
 STATE_FILE=""       # $DATA/bootstrap-state.json
@@ -70,6 +85,7 @@ NETBIRD_CONFIG=""   # $DATA/netbird-config/config.yaml, mounted into netbird-ser
 # between rendering a changed config and restarting the service that reads it.
 NETBIRD_RESTART_PENDING=""
 MINTED_TOKEN=""
+MINTED=""
 FINGERPRINT_KEY=""
 CURRENT_STEP=""
 STEP_STARTED=0
@@ -521,7 +537,45 @@ netbird_pat() {
   printf 'Token %s' "$pat"
 }
 
+# A minting call's answer goes straight into a 0600 file on the data root before anything
+# else happens, so an interruption after NetBird answered loses nothing: the next run finds
+# the file and takes the value from it instead of minting again (NetBird answers /api/setup
+# only once). The file goes once the value is in the state file.
+mint_once() { # $1: record name, $2: jq filter for the value, rest: api arguments → MINTED
+  local -
+  set +x
+  local record="$DATA/.minted-$1.json"
+  if ! jq -e "$2 | strings" "$record" >/dev/null 2>&1; then
+    if ! (umask 077 && api "${@:3}" >"$record"); then
+      rm -f "$record"
+      return 1
+    fi
+  fi
+  MINTED=$(jq -r "$2 // empty" "$record")
+  [[ -n $MINTED ]]
+}
+
+forget_minted() { rm -f "$DATA/.minted-$1.json"; }
+
 authentik_issuer() { printf 'https://auth.%s/application/o/netbird/' "${CONF[BIFROST_DOMAIN]}"; }
+
+# akadmin's password is set when AUTHENTIK_BOOTSTRAP_PASSWORD changed since the last run
+# (a keyed fingerprint in the state file), so a rotation in SOPS reaches Authentik.
+step_authentik_admin() {
+  local -
+  set +x
+  local output result_line=$'(^|\n)PASSWORD:(set|unchanged)($|\n)'
+  fingerprint_of AUTHENTIK_BOOTSTRAP_PASSWORD
+  if [[ $(state_get .authentik.admin_password_fingerprint) == "$FINGERPRINT" ]]; then
+    STEP_NOTE="unchanged"
+    return 0
+  fi
+  output=$(docker exec -i authentik-server ak shell <<<"$ADMIN_PASSWORD_SNIPPET") ||
+    die "could not set akadmin's password through ak shell in authentik-server"
+  [[ $output =~ $result_line ]] || die "ak shell did not confirm akadmin's password"
+  state_set .authentik.admin_password_fingerprint "$FINGERPRINT"
+  STEP_NOTE="akadmin's password ${BASH_REMATCH[2]}"
+}
 
 # --- authentik, declarative part -------------------------------------------------------
 
@@ -557,26 +611,29 @@ step_authentik_blueprint() {
 step_netbird_setup() {
   local -
   set +x
-  local instance response body pat expires
+  local instance body recovered=""
   instance=$(api_until "NetBird's API (GET /api/instance)" GET "$NETBIRD_API/api/instance" "")
   if [[ -n $(state_get .netbird.pat) ]]; then
+    forget_minted setup
     renew_netbird_pat
     return 0
   fi
-  jq -e '.setup_required == true' <<<"$instance" >/dev/null ||
-    die "NetBird already has an owner but $STATE_FILE holds no PAT for it: the bootstrap cannot act for NetBird." \
-      "Create a personal access token for the owner in NetBird's dashboard and store it in $STATE_FILE" \
-      "as .netbird.pat (with .netbird.user_id), or start NetBird over by deleting $DATA/netbird."
+  if jq -e '.personal_access_token | strings' "$DATA/.minted-setup.json" >/dev/null 2>&1; then recovered=1; fi
+  if [[ -z $recovered ]]; then
+    jq -e '.setup_required == true' <<<"$instance" >/dev/null ||
+      die "NetBird already has an owner but $STATE_FILE holds no PAT for it: the bootstrap cannot act for NetBird." \
+        "Create a personal access token for the owner in NetBird's dashboard and store it in $STATE_FILE" \
+        "as .netbird.pat (with .netbird.user_id), or start NetBird over by deleting $DATA/netbird."
+  fi
   body=$(EMAIL=${CONF[NB_OWNER_EMAIL]} PASSWORD=${CONF[NB_OWNER_PASSWORD]} DAYS=$PAT_DAYS jq -n \
     '{email: env.EMAIL, password: env.PASSWORD, name: "Bifrost owner", create_pat: true, pat_expire_in: (env.DAYS | tonumber)}')
-  response=$(api POST "$NETBIRD_API/api/setup" "" "$body") || die "NetBird's POST /api/setup failed"
-  pat=$(jq -r '.personal_access_token // empty' <<<"$response")
-  [[ -n $pat ]] || die "NetBird's /api/setup returned no PAT: is NB_SETUP_PAT_ENABLED=true set for netbird-server?"
-  expires=$(($(date +%s) + PAT_DAYS * 86400))
-  state_set .netbird.user_id "$(jq -r '.user_id' <<<"$response")"
-  state_set .netbird.pat "$pat"
-  state_set .netbird.pat_expires "$expires"
-  STEP_NOTE="owner created, PAT stored"
+  mint_once setup .personal_access_token POST "$NETBIRD_API/api/setup" "" "$body" ||
+    die "NetBird's POST /api/setup gave no PAT: is NB_SETUP_PAT_ENABLED=true set for netbird-server?"
+  state_set .netbird.user_id "$(jq -r '.user_id' "$DATA/.minted-setup.json")"
+  state_set .netbird.pat_expires "$(($(date +%s) + PAT_DAYS * 86400))"
+  state_set .netbird.pat "$MINTED"
+  forget_minted setup
+  STEP_NOTE="owner created, PAT stored${recovered:+ (recovered from an interrupted run)}"
 }
 
 # POST /api/users/{id}/tokens with the current PAT (management/server/http/handlers/users/pat_handler.go).
@@ -603,28 +660,30 @@ renew_netbird_pat() {
 step_netbird_tokens() {
   local -
   set +x
-  local notes=() response
+  local notes=()
   if has_value NB_PROXY_TOKEN; then
     notes+=("proxy token from SOPS")
   elif [[ -n $(state_get .netbird.proxy_token) ]]; then
     notes+=("proxy token minted before")
   else
-    response=$(api POST "$NETBIRD_API/api/reverse-proxies/proxy-tokens" "$(netbird_pat)" '{"name": "bifrost-proxy", "expires_in": 0}') ||
-      die "minting a proxy token through NetBird's API failed"
-    state_set .netbird.proxy_token "$(jq -r '.plain_token' <<<"$response")"
+    mint_once proxy-token .plain_token POST "$NETBIRD_API/api/reverse-proxies/proxy-tokens" "$(netbird_pat)" \
+      '{"name": "bifrost-proxy", "expires_in": 0}' || die "minting a proxy token through NetBird's API failed"
+    state_set .netbird.proxy_token "$MINTED"
     notes+=("proxy token minted")
   fi
+  forget_minted proxy-token
   if has_value NB_BIFROST_SETUP_KEY; then
     notes+=("setup key from SOPS")
   elif [[ -n $(state_get .netbird.setup_key) ]]; then
     notes+=("setup key minted before")
   else
-    response=$(api POST "$NETBIRD_API/api/setup-keys" "$(netbird_pat)" \
-      '{"name": "bifrost", "type": "reusable", "expires_in": 0, "auto_groups": [], "usage_limit": 0, "ephemeral": false}') ||
+    mint_once setup-key .key POST "$NETBIRD_API/api/setup-keys" "$(netbird_pat)" \
+      '{"name": "bifrost", "type": "reusable", "expires_in": 0, "auto_groups": [], "usage_limit": 0, "ephemeral": false}' ||
       die "minting a setup key through NetBird's API failed"
-    state_set .netbird.setup_key "$(jq -r '.key' <<<"$response")"
+    state_set .netbird.setup_key "$MINTED"
     notes+=("setup key minted")
   fi
+  forget_minted setup-key
   STEP_NOTE=$(IFS=,; printf '%s' "${notes[*]}")
   STEP_NOTE=${STEP_NOTE//,/, }
 }

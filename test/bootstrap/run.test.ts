@@ -144,6 +144,36 @@ describe("bootstrap.sh in the docker double", () => {
     expect(r.stdout).toContain("step netbird-idp: ok, registered, unchanged");
   });
 
+  it("an interruption after NetBird answered /api/setup loses nothing: the recorded answer is picked up, setup is not called again", async () => {
+    const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
+    expect((await b.run()).code).toBe(0);
+    const state = b.state();
+    // As the run leaves it when killed after curl wrote NetBird's answer, before the state file had the PAT.
+    const { pat, user_id } = state.netbird;
+    fs.writeFileSync(path.join(b.data, ".minted-setup.json"), JSON.stringify({ user_id, email: "owner@example.test", personal_access_token: pat }), { mode: 0o600 });
+    const { pat: _p, user_id: _u, pat_expires: _e, ...rest } = state.netbird;
+    fs.writeFileSync(path.join(b.data, "bootstrap-state.json"), JSON.stringify({ ...state, netbird: rest }));
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("step netbird-setup: ok, owner created, PAT stored (recovered from an interrupted run)");
+    expect(b.double.netbird.setupCalls).toBe(1);
+    expect(b.state().netbird.pat).toBe(pat);
+    expect(fs.existsSync(path.join(b.data, ".minted-setup.json"))).toBe(false);
+  });
+
+  it("an owner without a stored PAT or a recorded answer stops with what to do, and changes nothing", async () => {
+    const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
+    expect((await b.run()).code).toBe(0);
+    const state = b.state();
+    const { pat: _p, ...rest } = state.netbird;
+    fs.writeFileSync(path.join(b.data, "bootstrap-state.json"), JSON.stringify({ ...state, netbird: rest }));
+    const r = await b.run();
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("NetBird already has an owner but");
+    expect(r.stderr).toContain("Create a personal access token for the owner in NetBird's dashboard");
+    expect(b.double.netbird.setupCalls).toBe(1);
+  });
+
   it("a rotated OAuth2 client secret reaches both sides: Authentik by the blueprint, NetBird by an update of the same IdP", async () => {
     const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
     expect((await b.run()).code).toBe(0);
@@ -220,6 +250,26 @@ describe("bootstrap.sh in the docker double", () => {
     expectNoCanary(b, r.stdout, r.stderr);
   });
 
+  it("a rotated AUTHENTIK_BOOTSTRAP_PASSWORD becomes akadmin's password; an unchanged one costs no ak shell", async () => {
+    const b = await bifrost();
+    const first = await b.run();
+    expect(first.code, first.stderr).toBe(0);
+    // Authentik's bootstrap blueprint set it at the first start already.
+    expect(first.stdout).toContain("step authentik-admin: ok, akadmin's password unchanged");
+    expect(b.double.adminPassword).toBe(b.secrets.AUTHENTIK_BOOTSTRAP_PASSWORD);
+    const rotated = "rotated akadmin password #1 $x";
+    b.rotate("AUTHENTIK_BOOTSTRAP_PASSWORD", rotated);
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("step authentik-admin: ok, akadmin's password set");
+    expect(b.double.adminPassword).toBe(rotated);
+    expect(r.stdout + r.stderr).not.toContain(rotated);
+    const shells = b.double.calls.filter((c) => c === "exec -i authentik-server ak shell").length;
+    const again = await b.run();
+    expect(again.stdout).toContain("step authentik-admin: ok, unchanged");
+    expect(b.double.calls.filter((c) => c === "exec -i authentik-server ak shell").length).toBe(shells + 1);
+  });
+
   it("never writes the env files Pulumi owns", async () => {
     const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
     const before = { env: b.read(".env"), secrets: b.read(".secrets.env") };
@@ -254,7 +304,8 @@ describe("bootstrap.sh in the docker double", () => {
     b.double.configure({ akFailures: 3 });
     const r = await b.run();
     expect(r.code, r.stderr).toBe(0);
-    expect(b.double.calls.filter((c) => c === "exec -i authentik-server ak shell")).toHaveLength(4);
+    // Four tries of the token, then one for akadmin's password.
+    expect(b.double.calls.filter((c) => c === "exec -i authentik-server ak shell")).toHaveLength(5);
     expect(r.stdout).toContain("step authentik-token: ok, attempt 4");
   });
 

@@ -29,7 +29,7 @@ export interface DoubleConfig {
   killAtCall?: number;
 }
 
-export type EventKind = "create" | "recreate" | "restart" | "remove" | "stop" | "blueprint" | "pull" | "token-create" | "token-update" | "token-unchanged" | "role-password";
+export type EventKind = "create" | "recreate" | "restart" | "remove" | "stop" | "blueprint" | "admin-password" | "pull" | "token-create" | "token-update" | "token-unchanged" | "role-password";
 
 export interface DoubleEvent {
   readonly kind: EventKind;
@@ -300,6 +300,10 @@ export class DockerDouble {
         continue;
       }
       this.prepareMounts(cwd, name, config);
+      const adminFile = this.adminPasswordFile();
+      if (name === "authentik-worker" && adminFile && !fs.existsSync(adminFile) && config.environment.AUTHENTIK_BOOTSTRAP_PASSWORD !== undefined) {
+        fs.writeFileSync(adminFile, config.environment.AUTHENTIK_BOOTSTRAP_PASSWORD);
+      }
       this.containers.set(name, { service: name, cwd, running: true, hash, config, startedAt: Date.now(), log: [...(existing?.log ?? []), `${name} starting`] });
       this.events.push({ kind: existing ? "recreate" : "create", service: name });
       out.stderr += ` Container ${name}  ${existing ? "Recreated" : "Created"}\n Container ${name}  Started\n`;
@@ -436,6 +440,7 @@ export class DockerDouble {
       this.config.akFailures -= 1;
       throw new Failure("django.db.utils.OperationalError: the database system is starting up");
     }
+    if (snippet.includes("set_password")) return this.akAdminPassword(c, snippet, out);
     const required = [
       /os\.environ\["AUTHENTIK_BOOTSTRAP_TOKEN"\]/,
       /User\.objects\.get\(username="akadmin"\)/,
@@ -455,6 +460,40 @@ export class DockerDouble {
     this.events.push({ kind, service: c.service });
     // Authentik logs through structlog on stdout before the snippet's own output.
     out.stdout += `{"event": "Booting authentik", "level": "info", "logger": "authentik.lib.config"}\nTOKEN:${key}\n`;
+  }
+
+  /**
+   * akadmin's password lives in Authentik's database (on the postgres volume). Authentik's
+   * bootstrap blueprint sets it from AUTHENTIK_BOOTSTRAP_PASSWORD when it creates akadmin, on
+   * the first start only (blueprints/system/bootstrap.yaml, `state: created`).
+   */
+  get adminPassword(): string | undefined {
+    const file = this.adminPasswordFile();
+    return file && fs.existsSync(file) ? fs.readFileSync(file, "utf8") : undefined;
+  }
+
+  private adminPasswordFile(): string | undefined {
+    const data = this.containers.get("authentik-postgres");
+    const host = data?.config.volumes.map((v) => v.split(":")).find(([, target]) => target === "/var/lib/postgresql/data");
+    return data && host ? path.join(path.resolve(data.cwd, host[0]), "double-akadmin-password") : undefined;
+  }
+
+  /** bootstrap.sh's password snippet: check_password, else set_password + save (authentik/core/models.py User). */
+  private akAdminPassword(c: Container, snippet: string, out: { stdout: string }): void {
+    const required = [/os\.environ\["AUTHENTIK_BOOTSTRAP_PASSWORD"\]/, /User\.objects\.get\(username="akadmin"\)/, /user\.check_password\(password\)/, /user\.set_password\(password\)\s*\n\s*user\.save\(\)/];
+    const missing = required.filter((re) => !re.test(snippet));
+    if (missing.length) throw new Failure(`docker double: ak shell snippet does not do what Authentik needs: ${missing.join(", ")}`);
+    const password = c.config.environment.AUTHENTIK_BOOTSTRAP_PASSWORD;
+    if (password === undefined) throw new Failure("KeyError: 'AUTHENTIK_BOOTSTRAP_PASSWORD'");
+    const file = this.adminPasswordFile();
+    if (!file) throw new Failure("authentik.core.models.User.DoesNotExist: User matching query does not exist.");
+    if (this.adminPassword === password) {
+      out.stdout += "PASSWORD:unchanged\n";
+      return;
+    }
+    fs.writeFileSync(file, password);
+    this.events.push({ kind: "admin-password", service: c.service });
+    out.stdout += "PASSWORD:set\n";
   }
 
   private psql(args: string[], sql: string): void {
