@@ -10,8 +10,11 @@ export type StackKind = "hetzner" | "hetzner-data" | "cluster";
 /** The two files the program renders onto the VPS. */
 export type VpsFile = ".secrets.env" | ".env";
 
-/** Where a secret ends up. `program` means it is only used by Pulumi providers. */
-export type Destination = VpsFile | "program" | "cluster";
+/**
+ * Where a secret ends up. `program` means it is only used by Pulumi providers; `elsewhere`
+ * means it sits in the SOPS file for a tool outside this program, which never delivers it.
+ */
+export type Destination = VpsFile | "program" | "cluster" | "elsewhere";
 
 /** Services of cloud/bifrost/docker-compose.yml. */
 export const composeServices = [
@@ -295,7 +298,26 @@ export const catalog: readonly CatalogEntry[] = [
     rotation: { kind: "yes", note: "create a new token, `just secrets-edit`, revoke the old one" },
     consumers: [],
   },
+  {
+    // Kept in the same SOPS file by the cluster's provisioning, which reads it itself. Listed
+    // so `just secrets-check` knows it: it is never validated, rendered or delivered here.
+    key: "PROXMOX_PASSWORD",
+    deliveredAs: "used elsewhere (cluster provisioning), known so checks do not flag it",
+    where: ["elsewhere"],
+    requiredFor: [],
+    source: "sops",
+    rotation: { kind: "only through", system: "cluster provisioning", note: "this program never reads it; rotate it where it is used" },
+    consumers: [],
+  },
 ];
+
+/** An entry kept in the SOPS file for a tool outside this program: known, never delivered. */
+export const usedElsewhere = (e: CatalogEntry): boolean => e.where.includes("elsewhere");
+
+/** Every key the SOPS file may hold: what the program reads and what is kept there for others. */
+export function sopsKeys(): string[] {
+  return catalog.filter((e) => e.source === "sops").map((e) => e.key);
+}
 
 export function entry(key: string): CatalogEntry {
   const found = catalog.find((e) => e.key === key);

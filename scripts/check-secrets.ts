@@ -1,19 +1,42 @@
 /**
  * Checks the SOPS environment against the catalog for one stack (`just secrets-check`), the
- * same check the program makes first, without Pulumi. Prints key names only.
+ * same check the program makes first, without Pulumi; and the SOPS file's keys against the
+ * catalog: a key it does not know is a problem (most likely a typo), a key kept for a tool
+ * outside this program is named as such. Prints key names only.
+ *
+ * Usage (under `sops exec-env`, as core.sh runs it): check-secrets.ts <stack> <sops file>
  */
+import { readFileSync } from "node:fs";
 import { sopsEntriesFor, type StackKind } from "../components/catalog";
-import { checkSecrets } from "../components/env";
+import { checkSecrets, type Problem } from "../components/env";
+import { reportFileKeys, sopsFileKeys } from "../components/sopsFile";
 
 const stacks: Record<string, StackKind> = { hetzner: "hetzner", "hetzner-data": "hetzner-data", cluster: "cluster" };
 
-function main(name: string | undefined): number {
+/** The file's keys are read from the encrypted file itself: sops leaves keys in clear. */
+function fileKeyProblems(file: string): Problem[] {
+  let keys: string[];
+  try {
+    keys = sopsFileKeys(readFileSync(file, "utf8")).map((k) => k.key);
+  } catch (e) {
+    return [{ key: file, problem: `cannot list its keys: ${(e as Error).message}` }];
+  }
+  const report = reportFileKeys(keys);
+  for (const key of report.elsewhere) console.log(`  - ${key}: used elsewhere, not checked here`);
+  return report.unknown.map((u) => ({
+    key: u.key,
+    problem: `not in the secret catalog (components/catalog.ts)${u.suggestion ? `; did you mean ${u.suggestion}?` : ""}`,
+  }));
+}
+
+function main(name: string | undefined, file: string | undefined): number {
   const stack = name === undefined ? undefined : stacks[name];
-  if (!stack) {
-    console.error(`usage: check-secrets.ts <${Object.keys(stacks).join("|")}>`);
+  if (!stack || file === undefined) {
+    console.error(`usage: check-secrets.ts <${Object.keys(stacks).join("|")}> <sops file>`);
     return 2;
   }
-  const { values, problems } = checkSecrets(stack, process.env);
+  const { values, problems: envProblems } = checkSecrets(stack, process.env);
+  const problems = [...envProblems, ...fileKeyProblems(file)];
   for (const p of problems) console.error(`  - ${p.key}: ${p.problem}`);
   const skipped = sopsEntriesFor(stack).filter((e) => e.optional && values[e.key] === undefined);
   for (const e of skipped) console.log(`  - ${e.key}: absent, ${e.optional?.skips} will be skipped`);
@@ -21,4 +44,4 @@ function main(name: string | undefined): number {
   return problems.length === 0 ? 0 : 1;
 }
 
-process.exitCode = main(process.argv[2]);
+process.exitCode = main(process.argv[2], process.argv[3]);

@@ -85,7 +85,7 @@ main() {
     edit-secrets)
       step "edit ${sops_file}" sops "$sops_file" ;;
     check-secrets)
-      step "check secrets for ${stack}" run_under_sops node_modules/.bin/ts-node --transpile-only scripts/check-secrets.ts "$stack" ;;
+      step "check secrets for ${stack}" run_under_sops node_modules/.bin/ts-node --transpile-only scripts/check-secrets.ts "$stack" "$sops_file" ;;
     *)
       step "select stack ${stack}" pulumi stack select --create "$stack"
       step "pulumi ${action} ${stack}" run_under_sops pulumi "$action" --stack "$stack" "$@" ;;

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { projectRoot } from "../components/paths";
 import { canaryEnv, canaryMarkers, leakedKeys } from "./helpers/canaries";
+import { newRecipient, writeSopsFile } from "./helpers/sopsDouble";
 
 let root: string;
 beforeAll(() => {
@@ -46,8 +47,10 @@ describe("cluster stack front door", () => {
   });
 
   it("just secrets-check cluster checks exactly the cluster's secrets and names a bad one without its value", () => {
+    const file = join(root, "cluster.sops.yaml");
+    writeSopsFile(file, Object.fromEntries(Object.keys(canaryEnv("cluster", "door")).map((k) => [k, "x"])), [newRecipient()]);
     const check = (env: Record<string, string>) =>
-      spawnSync(join(projectRoot, "node_modules", ".bin", "ts-node"), ["--transpile-only", join(projectRoot, "scripts", "check-secrets.ts"), "cluster"], {
+      spawnSync(join(projectRoot, "node_modules", ".bin", "ts-node"), ["--transpile-only", join(projectRoot, "scripts", "check-secrets.ts"), "cluster", file], {
         encoding: "utf8",
         env: { PATH: process.env.PATH, ...env },
       });
