@@ -14,6 +14,10 @@ secrets-check stack="hetzner":
 secrets-edit:
     @bash scripts/core.sh - edit-secrets
 
+# Secrets lifecycle: new KEY | rotate KEY (value made as the catalog says, never shown) | recipients list|add|remove AGE_PUBKEY
+secrets +args:
+    @bash scripts/secrets.sh "$@"
+
 # Initialise the cluster's OpenBao once; its unseal key and root token go straight into the SOPS file
 openbao-init stack="cluster":
     @bash scripts/openbao-init.sh "$1"

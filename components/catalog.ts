@@ -43,6 +43,10 @@ export interface Format {
   readonly test: (value: string) => boolean;
 }
 
+export type Generator =
+  | { readonly kind: "password"; readonly length: number; readonly alphabet: "alphanumeric" }
+  | { readonly kind: "random bytes"; readonly bytes: number; readonly encoding: "base64" | "hex" };
+
 export interface CatalogEntry {
   /** Key in secrets/bootstrap.sops.yaml (and so the environment variable `sops exec-env` sets). */
   readonly key: string;
@@ -64,11 +68,15 @@ export interface CatalogEntry {
    * `minted`: created on the VPS by the bootstrap, never in SOPS.
    */
   readonly source: "sops" | "generated" | "minted";
-  /** For generated entries: what @pulumi/random's RandomPassword is asked for. */
-  readonly generator?: { readonly length: number; readonly alphabet: "alphanumeric" };
+  /**
+   * How a value is made, as data. `password`: what @pulumi/random's RandomPassword is asked
+   * for (generated entries). `random bytes`: what `just secrets new|rotate` draws from the
+   * operating system's CSPRNG and how it encodes them (SOPS entries nobody has to obtain elsewhere).
+   */
+  readonly generator?: Generator;
   /** Absent for minted entries: the program never sees them. For generated ones, what the generator guarantees. */
   readonly format?: Format;
-  /** How an operator obtains a value (a shell command or where to click). */
+  /** How an operator obtains a value that no generator makes (a shell command or where to click). */
   readonly generate?: string;
   readonly rotation: Rotation;
   /** Compose services whose configuration references this secret (environment or a mounted rendered file). */
@@ -115,7 +123,7 @@ export const catalog: readonly CatalogEntry[] = [
     requiredFor: ["hetzner"],
     source: "sops",
     format: { rule: "at least 32 characters [A-Za-z0-9]", test: (v) => /^[A-Za-z0-9]{32,}$/.test(v) },
-    generate: "openssl rand -hex 32",
+    generator: { kind: "random bytes", bytes: 32, encoding: "hex" },
     rotation: { kind: "yes", note: "the minted token's key follows" },
     consumers: ["authentik-server", "authentik-worker"],
   },
@@ -134,7 +142,7 @@ export const catalog: readonly CatalogEntry[] = [
       rule: "at least 16 printable ASCII characters, no quote",
       test: (v) => v.length >= 16 && printableWithoutQuotes(v),
     },
-    generate: "openssl rand -base64 24",
+    generator: { kind: "random bytes", bytes: 24, encoding: "base64" },
     rotation: { kind: "yes", note: "the bootstrap sets akadmin's password (ak shell)" },
     consumers: ["authentik-server", "authentik-worker"],
   },
@@ -151,7 +159,7 @@ export const catalog: readonly CatalogEntry[] = [
       rule: "12 to 72 printable ASCII characters, no quote",
       test: (v) => v.length >= 12 && v.length <= 72 && printableWithoutQuotes(v),
     },
-    generate: "openssl rand -base64 24",
+    generator: { kind: "random bytes", bytes: 24, encoding: "base64" },
     rotation: { kind: "only through", system: "NetBird", note: "`/api/setup` uses it once; change the owner's password in NetBird" },
     consumers: [],
   },
@@ -165,7 +173,7 @@ export const catalog: readonly CatalogEntry[] = [
       rule: "at least 50 printable ASCII characters, no quote",
       test: (v) => v.length >= 50 && printableWithoutQuotes(v),
     },
-    generate: "openssl rand -base64 60 | tr -d '\\n'",
+    generator: { kind: "random bytes", bytes: 60, encoding: "base64" },
     rotation: { kind: "with care", note: "sessions end" },
     consumers: ["authentik-server", "authentik-worker"],
   },
@@ -181,7 +189,7 @@ export const catalog: readonly CatalogEntry[] = [
       rule: "at least 16 printable ASCII characters, no quote, not shaped like a Postgres password hash (md5 + 32 hex, SCRAM-SHA-256$…)",
       test: (v) => v.length >= 16 && printableWithoutQuotes(v) && !/^md5[0-9a-f]{32}$/.test(v) && !v.startsWith("SCRAM-SHA-256$"),
     },
-    generate: "openssl rand -base64 36 | tr -d '\\n'",
+    generator: { kind: "random bytes", bytes: 36, encoding: "base64" },
     rotation: {
       kind: "with care",
       note: "Postgres only reads it at first init; the bootstrap changes the role's password in the database",
@@ -195,7 +203,7 @@ export const catalog: readonly CatalogEntry[] = [
     requiredFor: ["hetzner"],
     source: "sops",
     format: { rule: "base64 of exactly 32 bytes", test: (v) => base64Bytes(v) === 32 },
-    generate: "openssl rand -base64 32",
+    generator: { kind: "random bytes", bytes: 32, encoding: "base64" },
     rotation: { kind: "never", note: "NetBird's database is encrypted with it" },
     consumers: ["netbird-server"],
   },
@@ -206,7 +214,7 @@ export const catalog: readonly CatalogEntry[] = [
     requiredFor: ["hetzner"],
     source: "sops",
     format: { rule: "base64 of at least 32 bytes", test: (v) => (base64Bytes(v) ?? 0) >= 32 },
-    generate: "openssl rand -base64 32",
+    generator: { kind: "random bytes", bytes: 32, encoding: "base64" },
     rotation: { kind: "yes", note: "all peers reconnect" },
     consumers: ["netbird-server"],
   },
@@ -219,7 +227,7 @@ export const catalog: readonly CatalogEntry[] = [
     where: [".secrets.env"],
     requiredFor: ["hetzner"],
     source: "generated",
-    generator: { length: 64, alphabet: "alphanumeric" },
+    generator: { kind: "password", length: 64, alphabet: "alphanumeric" },
     format: { rule: "exactly 64 characters [A-Za-z0-9] (generated)", test: (v) => /^[A-Za-z0-9]{64}$/.test(v) },
     generate: "generated by the hetzner stack (@pulumi/random RandomPassword)",
     rotation: { kind: "yes", note: "replace the random resource (`pulumi up --replace <urn>`); the bootstrap updates Authentik and NetBird" },

@@ -29,9 +29,15 @@ function rotation(e: CatalogEntry): string {
 
 /** A shell command in code style; directions to a console page as plain text. */
 function generation(e: CatalogEntry): string {
+  if (e.generator?.kind === "random bytes") return `\`just secrets new ${e.key}\` (${generatorText(e)})`;
   if (!e.generate) return "—";
   if (e.source === "generated") return e.generate;
   return e.generate.includes("→") ? e.generate : `\`${e.generate}\``;
+}
+
+/** What `just secrets new|rotate` draws for a key, in words. */
+function generatorText(e: CatalogEntry): string {
+  return e.generator?.kind === "random bytes" ? `${e.generator.bytes} random bytes, ${e.generator.encoding}` : "";
 }
 
 export function catalogTable(): string {
@@ -74,13 +80,16 @@ export function secretsExample(): string {
   const lines = [
     "# secrets/bootstrap.sops.yaml — the bootstrap tier. Generated from components/catalog.ts by",
     "# `npm run docs`; do not edit the .example by hand.",
-    "# Copy to secrets/bootstrap.sops.yaml, fill in every value, then encrypt it in place:",
+    "# Copy to secrets/bootstrap.sops.yaml, fill in every value obtained elsewhere (HCLOUD_TOKEN…),",
+    "# leave the others empty, then encrypt it in place:",
     "#   sops --encrypt --in-place secrets/bootstrap.sops.yaml",
-    "# From then on edit it only with `just secrets-edit`. Optional keys may be left out.",
+    "# and let `just secrets new KEY` make each value whose generate line says so. From then on",
+    "# edit it only with `just secrets-edit` or `just secrets rotate KEY`. Optional keys may be left out.",
   ];
   for (const e of catalog.filter((c) => c.source === "sops")) {
     lines.push("", `# ${e.deliveredAs}`, `# required: ${required(e)}; format: ${e.format?.rule ?? "—"}; rotate: ${rotation(e)}`);
-    if (e.generate) lines.push(`# generate: ${e.generate}`);
+    if (e.generator?.kind === "random bytes") lines.push(`# generate: just secrets new ${e.key} (${generatorText(e)})`);
+    else if (e.generate) lines.push(`# generate: ${e.generate}`);
     lines.push(`${e.optional || usedElsewhere(e) ? "# " : ""}${e.key}: ""`);
   }
   return `${lines.join("\n")}\n`;

@@ -64,7 +64,7 @@ function dataStack(name: string) {
 function generatedSecrets(): Record<string, pulumi.Output<string>> {
   return Object.fromEntries(
     generatedEntriesFor("hetzner").map((e) => {
-      if (!e.generator) throw new Error(`${e.key} is generated but has no generator in the catalog`);
+      if (e.generator?.kind !== "password") throw new Error(`${e.key} is generated but has no password generator in the catalog`);
       const password = new random.RandomPassword(e.key.toLowerCase().replace(/_/g, "-"), {
         length: e.generator.length,
         // Alphanumeric only: it survives every quoting layer on its way to Authentik and NetBird.

@@ -33,7 +33,7 @@ function filesUnder(dir: string): string[] {
 const generatedMarkers = Object.fromEntries(
   generatedEntriesFor("hetzner").map((e) => [
     e.key,
-    mockRandomPassword(e.key.toLowerCase().replace(/_/g, "-"), 0, { length: e.generator!.length, upper: true, lower: true, numeric: true, special: false }),
+    mockRandomPassword(e.key.toLowerCase().replace(/_/g, "-"), 0, { length: e.generator?.kind === "password" ? e.generator.length : 0, upper: true, lower: true, numeric: true, special: false }),
   ]),
 );
 
