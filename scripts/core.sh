@@ -72,6 +72,20 @@ run_under_sops() {
   sops exec-env "$sops_file" 'exec bash scripts/exec-args.sh'
 }
 
+# preview: Pulumi's structured preview (`--json`, a PreviewDigest: pulumi/pulumi
+# pkg/display/json.go) goes through a pipe, never a file, into scripts/preview-summary.ts,
+# which lists the changing steps and ends with the review summary (Markdown with --markdown).
+preview_with_summary() {
+  local stack="$1" format=() args=()
+  shift
+  local arg
+  for arg in "$@"; do
+    if [[ "$arg" == --markdown ]]; then format=(--markdown); else args+=("$arg"); fi
+  done
+  run_under_sops pulumi preview --json --stack "$stack" "${args[@]}" |
+    node_modules/.bin/ts-node --transpile-only scripts/preview-summary.ts "$stack" "${format[@]}"
+}
+
 main() {
   [[ $# -ge 2 ]] || usage
   local stack="$1" action="$2"
@@ -86,6 +100,9 @@ main() {
       step "edit ${sops_file}" sops "$sops_file" ;;
     check-secrets)
       step "check secrets for ${stack}" run_under_sops node_modules/.bin/ts-node --transpile-only scripts/check-secrets.ts "$stack" "$sops_file" ;;
+    preview)
+      step "select stack ${stack}" pulumi stack select --create "$stack"
+      step "pulumi preview ${stack}" preview_with_summary "$stack" "$@" ;;
     *)
       step "select stack ${stack}" pulumi stack select --create "$stack"
       step "pulumi ${action} ${stack}" run_under_sops pulumi "$action" --stack "$stack" "$@" ;;

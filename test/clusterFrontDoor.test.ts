@@ -4,7 +4,7 @@
  * checks its three secrets. sops and pulumi are doubles, as in test/frontDoor.test.ts.
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,8 +16,10 @@ let root: string;
 beforeAll(() => {
   root = mkdtempSync(join(tmpdir(), "core-cluster-door-"));
   const project = join(root, "project");
-  for (const dir of ["bin", "project/scripts", "project/stacks", "project/secrets", "project/node_modules"]) mkdirSync(join(root, dir), { recursive: true });
-  for (const script of ["core.sh", "exec-args.sh"]) copyFileSync(join(projectRoot, "scripts", script), join(project, "scripts", script));
+  for (const dir of ["bin", "project/scripts", "project/stacks", "project/secrets"]) mkdirSync(join(root, dir), { recursive: true });
+  for (const script of ["core.sh", "exec-args.sh", "preview-summary.ts"]) copyFileSync(join(projectRoot, "scripts", script), join(project, "scripts", script));
+  // The preview summary runs in TypeScript: the project's code and dependencies, read only.
+  for (const link of ["node_modules", "components", "tsconfig.json"]) symlinkSync(join(projectRoot, link), join(project, link));
   copyFileSync(join(projectRoot, "stacks", "Pulumi.cluster.yaml"), join(project, "stacks", "Pulumi.cluster.yaml"));
   writeFileSync(join(project, "secrets", "bootstrap.sops.yaml"), "sops: {encrypted: true}\n");
   writeFileSync(join(root, "age.key"), "AGE-SECRET-KEY-TEST\n");
@@ -27,7 +29,8 @@ beforeAll(() => {
   };
   // sops exec-env runs its command with /bin/sh -c (getsops/sops cmd/sops/subcommand/exec/exec_unix.go).
   tool("sops", `echo "sops $1 $2" >> '${join(root, "calls.log")}'\n[[ "$1" == exec-env ]] && SECRET_FROM_SOPS=decrypted /bin/sh -c "$3"`);
-  tool("pulumi", `echo "pulumi $* secret=\${SECRET_FROM_SOPS:-none}" >> '${join(root, "calls.log")}'`);
+  // pulumi preview --json prints a PreviewDigest (pulumi/pulumi pkg/display/json.go); a first preview creates everything.
+  tool("pulumi", `echo "pulumi $* secret=\${SECRET_FROM_SOPS:-none}" >> '${join(root, "calls.log")}'\n[[ "$1" != preview ]] || echo '{"steps": [], "changeSummary": {"create": 21}}'`);
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
@@ -41,9 +44,10 @@ describe("cluster stack front door", () => {
     expect(readFileSync(join(root, "calls.log"), "utf8").trim().split("\n")).toEqual([
       "pulumi stack select --create cluster secret=none",
       "sops exec-env secrets/bootstrap.sops.yaml",
-      "pulumi preview --stack cluster secret=decrypted",
+      "pulumi preview --json --stack cluster secret=decrypted",
     ]);
     expect(run.stderr).toMatch(/\[core\] pulumi preview cluster: ok in \d+s/);
+    expect(run.stdout).toBe("Review summary for cluster:\n  Resources: 21 to create\n");
   });
 
   it("just secrets-check cluster checks exactly the cluster's secrets and names a bad one without its value", () => {

@@ -44,7 +44,8 @@ beforeEach(() => {
 afterEach(() => rmSync(root, { recursive: true, force: true }));
 
 describe("just core front door", () => {
-  it.each(["up", "preview", "destroy", "refresh"])("%s runs pulumi for the stack under sops exec-env", (action) => {
+  // preview also pipes Pulumi's JSON into the review summary: test/previewSummary.test.ts.
+  it.each(["up", "destroy", "refresh"])("%s runs pulumi for the stack under sops exec-env", (action) => {
     const run = core("hetzner", action, "--diff");
     expect(run.status, run.stderr).toBe(0);
     expect(calls()).toEqual([
