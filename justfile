@@ -14,6 +14,10 @@ secrets-check stack="hetzner":
 secrets-edit:
     @bash scripts/core.sh - edit-secrets
 
+# Write what the stack would ship (bundle, .env, .secrets.env) into DIR, every secret as <redacted:NAME:fingerprint>
+bundle-render stack dir:
+    @bash scripts/core.sh "$1" bundle-render "$2"
+
 # Secrets lifecycle: new KEY | rotate KEY (value made as the catalog says, never shown) | recipients list|add|remove AGE_PUBKEY
 secrets +args:
     @bash scripts/secrets.sh "$@"

@@ -54,6 +54,16 @@ export function secretFingerprints(
   });
 }
 
+/**
+ * The fingerprint a SOPS secret's trigger entry carries (the same key and HMAC), for tools that
+ * name a secret without showing it: `just bundle-render` writes `<redacted:NAME:fingerprint>`.
+ */
+export function sopsFingerprint(values: Readonly<Record<string, string>>, secret: string): string {
+  const value = values[secret];
+  if (value === undefined) throw new Error(`${secret} has no value to fingerprint`);
+  return fingerprintOf(fingerprintKey(values), secret, value);
+}
+
 /** SHA-256 over every file below `dir`: relative path and content, in sorted order. */
 export function hashDirectory(dir: string): string {
   const hash = createHash("sha256");

@@ -5,6 +5,7 @@
  * round-trip through both.
  */
 import { entriesIn, entriesOnVps, type VpsFile } from "./catalog";
+import type { HetznerSettings } from "./stackConfig";
 
 /** Non-secret settings the VPS needs; they go into `.env` beside the secrets listed there. */
 export interface VpsSettings {
@@ -20,6 +21,23 @@ export interface VpsSettings {
   readonly dataRoot: string;
   /** Stable device path of the persistent data volume, when one is attached. */
   readonly volumeDevice?: string;
+}
+
+/**
+ * The settings the VPS files carry, from the hetzner stack's checked config and the data
+ * stack's volume id (a number from a Pulumi run, or a placeholder naming it offline).
+ */
+export function vpsSettingsOf(s: HetznerSettings, volumeId: number | string): VpsSettings {
+  return {
+    domain: s.domain,
+    acmeEmail: s.acmeEmail,
+    netbirdOwnerEmail: s.netbirdOwnerEmail,
+    authentikGithubClientId: s.authentikGithubClientId,
+    publicServices: s.publicServices,
+    dataRoot: s.dataRoot,
+    // Hetzner's stable name for a volume's block device, whatever order the kernel finds it in.
+    volumeDevice: `/dev/disk/by-id/scsi-0HC_Volume_${volumeId}`,
+  };
 }
 
 export const generatedHeader = (file: VpsFile): string =>

@@ -6,7 +6,7 @@ set -euo pipefail
 project_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly project_root
 readonly sops_file="secrets/bootstrap.sops.yaml"
-readonly actions="up preview destroy refresh check-secrets edit-secrets"
+readonly actions="up preview destroy refresh check-secrets edit-secrets bundle-render"
 
 log() { printf '[core] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -45,7 +45,7 @@ check_args() {
 check_tools() {
   local action="$1" tool missing=()
   local needed=(sops)
-  [[ "$action" == check-secrets || "$action" == edit-secrets ]] || needed+=(pulumi)
+  [[ "$action" == check-secrets || "$action" == edit-secrets || "$action" == bundle-render ]] || needed+=(pulumi)
   for tool in "${needed[@]}"; do
     command -v "$tool" >/dev/null || missing+=("$tool")
   done
@@ -100,6 +100,9 @@ main() {
       step "edit ${sops_file}" sops "$sops_file" ;;
     check-secrets)
       step "check secrets for ${stack}" run_under_sops node_modules/.bin/ts-node --transpile-only scripts/check-secrets.ts "$stack" "$sops_file" ;;
+    bundle-render)
+      [[ $# -eq 1 ]] || die "usage: just bundle-render <stack> DIR"
+      step "render the bundle of ${stack} into $1" run_under_sops node_modules/.bin/ts-node --transpile-only scripts/bundle-render.ts "$stack" "$1" ;;
     preview)
       step "select stack ${stack}" pulumi stack select --create "$stack"
       step "pulumi preview ${stack}" preview_with_summary "$stack" "$@" ;;

@@ -18,7 +18,7 @@ import { checkSecrets, ConfigError, wrapSecrets, type Environment, type Problem 
 import { hashDirectory, secretFingerprints } from "../components/fingerprint";
 import { bundleDir, cloudInitFile } from "../components/paths";
 import { releaseVolumeCommand } from "../components/remoteLayout";
-import { renderEnv, renderSecretsEnv, type VpsSettings } from "../components/render";
+import { renderEnv, renderSecretsEnv, vpsSettingsOf } from "../components/render";
 import { hetznerFingerprint, ipv6HostAddress, sshConnection, sshKeyToAdopt } from "../components/ssh";
 import { checkGithubLogin, checkHetznerSettings, reservedLabels, type HetznerSettings } from "../components/stackConfig";
 
@@ -107,18 +107,7 @@ export async function hetzner(env: Environment = process.env) {
   const ipv6Host = data.ipv6Address.apply(ipv6HostAddress);
 
   // 2. render
-  const vpsSettings = data.volumeId.apply(
-    (volumeId): VpsSettings => ({
-      domain: settings.domain,
-      acmeEmail: settings.acmeEmail,
-      netbirdOwnerEmail: settings.netbirdOwnerEmail,
-      authentikGithubClientId: settings.authentikGithubClientId,
-      publicServices: settings.publicServices,
-      dataRoot: settings.dataRoot,
-      // Hetzner's stable name for a volume's block device, whatever order the kernel finds it in.
-      volumeDevice: `/dev/disk/by-id/scsi-0HC_Volume_${volumeId}`,
-    }),
-  );
+  const vpsSettings = data.volumeId.apply((volumeId) => vpsSettingsOf(settings, volumeId));
   // SOPS values and generated ones together: each file stays one secret-wrapped input.
   const secretValues = pulumi.all({ ...secretInputs, ...generated });
   const envFiles = {
