@@ -12,9 +12,10 @@ export type VpsFile = ".secrets.env" | ".env";
 
 /**
  * Where a secret ends up. `program` means it is only used by Pulumi providers; `elsewhere`
- * means it sits in the SOPS file for a tool outside this program, which never delivers it.
+ * means it sits in the SOPS file for a tool outside this program, which never delivers it;
+ * `state backend` means the Pulumi CLI itself reads it from the environment (no resource does).
  */
-export type Destination = VpsFile | "program" | "cluster" | "elsewhere";
+export type Destination = VpsFile | "program" | "cluster" | "elsewhere" | "state backend";
 
 /** Services of cloud/bifrost/docker-compose.yml. */
 export const composeServices = [
@@ -60,7 +61,7 @@ export interface CatalogEntry {
    */
   readonly requiredFor: readonly StackKind[];
   /** Set on optional entries: the stacks that use it when present, and what is skipped without it. */
-  readonly optional?: { readonly for: readonly StackKind[]; readonly skips: ComposeService | "the GitHub login" };
+  readonly optional?: { readonly for: readonly StackKind[]; readonly skips: ComposeService | "the GitHub login" | "the local state backend" };
   /**
    * `sops`: read from the SOPS environment and validated.
    * `generated`: made by the stack itself with @pulumi/random (a secret in Pulumi state), so
@@ -307,6 +308,24 @@ export const catalog: readonly CatalogEntry[] = [
     consumers: [],
   },
   {
+    // Pulumi's passphrase secrets provider reads it from the environment (pulumi/pulumi
+    // pkg/secrets/passphrase/manager.go), which `sops exec-env` sets: scripts/core.sh needs it
+    // only when it falls back to the local file backend (no PULUMI_BACKEND_URL, no login).
+    key: "PULUMI_CONFIG_PASSPHRASE",
+    deliveredAs: "passphrase of the local state backend's secrets provider (Pulumi reads it from the environment)",
+    where: ["state backend"],
+    requiredFor: [],
+    optional: { for: ["hetzner", "hetzner-data", "cluster"], skips: "the local state backend" },
+    source: "sops",
+    format: { rule: "at least 16 printable ASCII characters", test: (v) => v.length >= 16 && /^[\x20-\x7e]*$/.test(v) },
+    generator: { kind: "random bytes", bytes: 32, encoding: "base64" },
+    rotation: {
+      kind: "with care",
+      note: "it encrypts every stack's secrets in the local state: re-encrypt each stack with `pulumi stack change-secrets-provider passphrase` (old passphrase in the environment, new one at the prompt), then store the new one",
+    },
+    consumers: [],
+  },
+  {
     // Kept in the same SOPS file by the cluster's provisioning, which reads it itself. Listed
     // so `just secrets-check` knows it: it is never validated, rendered or delivered here.
     key: "PROXMOX_PASSWORD",
@@ -321,6 +340,9 @@ export const catalog: readonly CatalogEntry[] = [
 
 /** An entry kept in the SOPS file for a tool outside this program: known, never delivered. */
 export const usedElsewhere = (e: CatalogEntry): boolean => e.where.includes("elsewhere");
+
+/** Read by the Pulumi CLI from the environment, never handed to a resource. */
+export const forStateBackendOnly = (e: CatalogEntry): boolean => e.where.length === 1 && e.where[0] === "state backend";
 
 /** Every key the SOPS file may hold: what the program reads and what is kept there for others. */
 export function sopsKeys(): string[] {

@@ -7,6 +7,10 @@ project_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly project_root
 readonly sops_file="secrets/bootstrap.sops.yaml"
 readonly actions="up preview destroy refresh check-secrets edit-secrets bundle-render"
+# Pulumi's local file backend when no other is configured (README: State backend).
+readonly local_state_dir=".pulumi-state"
+readonly passphrase_key="PULUMI_CONFIG_PASSPHRASE"
+local_backend=0
 
 log() { printf '[core] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -72,6 +76,54 @@ run_under_sops() {
   sops exec-env "$sops_file" 'exec bash scripts/exec-args.sh'
 }
 
+# The backend Pulumi would use, in Pulumi's own order (pulumi/pulumi pkg/workspace/creds.go,
+# GetCurrentCloudURLWithSource): PULUMI_BACKEND_URL, then Pulumi.yaml's backend.url, then the
+# "current" backend `pulumi login` stored in credentials.json (sdk/go/common/workspace/creds.go:
+# under PULUMI_CREDENTIALS_PATH, else PULUMI_HOME, else ~/.pulumi). Prints it, or nothing.
+configured_backend() {
+  # shellcheck disable=SC2016 # JavaScript, not shell.
+  node -e '
+    const fs = require("fs"), path = require("path");
+    if (process.env.PULUMI_BACKEND_URL) { console.log(process.env.PULUMI_BACKEND_URL); process.exit(0); }
+    const project = require("yaml").parse(fs.readFileSync("Pulumi.yaml", "utf8")) ?? {};
+    if (project.backend?.url) { console.log(project.backend.url); process.exit(0); }
+    const dir = process.env.PULUMI_CREDENTIALS_PATH || process.env.PULUMI_HOME || path.join(require("os").homedir(), ".pulumi");
+    let creds = {};
+    try { creds = JSON.parse(fs.readFileSync(path.join(dir, "credentials.json"), "utf8")); } catch {}
+    if (creds.current) console.log(creds.current);
+  '
+}
+
+# No backend configured: Pulumi's local file backend in the project (gitignored), its stack
+# secrets encrypted with PULUMI_CONFIG_PASSPHRASE from the SOPS file, so a homelab needs no
+# cloud account. A passphrase already in the environment (or its _FILE) is left to Pulumi.
+choose_backend() {
+  local url
+  url="$(configured_backend)" || die "cannot read the configured Pulumi backend"
+  if [[ -n "$url" ]]; then
+    log "state backend: ${url%%\?*}"
+    return 0
+  fi
+  if [[ -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]]; then
+    node_modules/.bin/ts-node --transpile-only scripts/secrets.ts has "$passphrase_key" "$sops_file" ||
+      die "no Pulumi backend configured, so the local one in ${local_state_dir}/ is used, and it needs ${passphrase_key} in ${sops_file}: just secrets new ${passphrase_key} (README: State backend)"
+  fi
+  mkdir -p "$local_state_dir"
+  export PULUMI_BACKEND_URL="file://${project_root}/${local_state_dir}"
+  local_backend=1
+  log "state backend: ${PULUMI_BACKEND_URL} (local files: no PULUMI_BACKEND_URL, no pulumi login)"
+}
+
+# Selecting (or creating) a stack in the local backend needs the passphrase: that runs under sops too.
+select_stack() {
+  local stack="$1"
+  if [[ $local_backend -eq 1 ]]; then
+    run_under_sops pulumi stack select --create "$stack"
+  else
+    pulumi stack select --create "$stack"
+  fi
+}
+
 # preview: Pulumi's structured preview (`--json`, a PreviewDigest: pulumi/pulumi
 # pkg/display/json.go) goes through a pipe, never a file, into scripts/preview-summary.ts,
 # which lists the changing steps and ends with the review summary (Markdown with --markdown).
@@ -104,10 +156,12 @@ main() {
       [[ $# -eq 1 ]] || die "usage: just bundle-render <stack> DIR"
       step "render the bundle of ${stack} into $1" run_under_sops node_modules/.bin/ts-node --transpile-only scripts/bundle-render.ts "$stack" "$1" ;;
     preview)
-      step "select stack ${stack}" pulumi stack select --create "$stack"
+      choose_backend
+      step "select stack ${stack}" select_stack "$stack"
       step "pulumi preview ${stack}" preview_with_summary "$stack" "$@" ;;
     *)
-      step "select stack ${stack}" pulumi stack select --create "$stack"
+      choose_backend
+      step "select stack ${stack}" select_stack "$stack"
       step "pulumi ${action} ${stack}" run_under_sops pulumi "$action" --stack "$stack" "$@" ;;
   esac
 }

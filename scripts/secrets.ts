@@ -4,6 +4,7 @@
  *                                "go" or "confirm" (stdout); exit 1 with the reason when not.
  *   generate KEY                 a fresh value as a JSON string on stdout, for
  *                                `sops set --value-stdin`; refuses to write to a terminal.
+ *   has KEY FILE                 exit 0 when KEY has a value in FILE, 1 when not (nothing printed).
  *   recipients list FILE         the age recipients `.sops.yaml` gives FILE, one a line.
  *   recipients add|remove FILE AGE_PUBKEY
  *                                rewrites `.sops.yaml` with the new recipient set.
@@ -38,6 +39,11 @@ function planCommand(action: string, key: string, file: string): void {
   process.stdout.write(result.confirm ? "confirm\n" : "go\n");
 }
 
+/** 0 when KEY has a value in FILE (read from the encrypted file's key names), else 1; prints nothing. */
+function hasCommand(key: string, file: string): number {
+  return readKeys(file).some((k) => k.key === key && k.hasValue) ? 0 : 1;
+}
+
 function generateCommand(key: string): void {
   // The value goes into a pipe to sops, never onto a screen.
   if (process.stdout.isTTY) throw new Refusal("generate writes a secret: pipe it into sops set --value-stdin, not to a terminal");
@@ -60,10 +66,11 @@ function recipientsCommand(verb: string, file: string, recipient: string | undef
 function main(args: string[]): number {
   const [command, ...rest] = args;
   try {
+    if (command === "has" && rest.length === 2) return hasCommand(rest[0], rest[1]);
     if (command === "plan" && rest.length === 3) planCommand(rest[0], rest[1], rest[2]);
     else if (command === "generate" && rest.length === 1) generateCommand(rest[0]);
     else if (command === "recipients" && rest.length >= 2) recipientsCommand(rest[0], rest[1], rest[2]);
-    else throw new Refusal("usage: secrets.ts plan <new|rotate> KEY FILE | generate KEY | recipients <list|add|remove> FILE [AGE_PUBKEY]");
+    else throw new Refusal("usage: secrets.ts plan <new|rotate> KEY FILE | generate KEY | has KEY FILE | recipients <list|add|remove> FILE [AGE_PUBKEY]");
     return 0;
   } catch (e) {
     // Messages here name keys, files and recipients only; a stack trace adds nothing for an operator.

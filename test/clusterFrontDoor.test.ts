@@ -38,7 +38,7 @@ describe("cluster stack front door", () => {
   it("just core cluster preview runs pulumi for the cluster stack under sops exec-env, with a step log", () => {
     const run = spawnSync("bash", [join(root, "project", "scripts", "core.sh"), "cluster", "preview"], {
       encoding: "utf8",
-      env: { PATH: `${join(root, "bin")}:${process.env.PATH}`, HOME: root, SOPS_AGE_KEY_FILE: join(root, "age.key") },
+      env: { PATH: `${join(root, "bin")}:${process.env.PATH}`, HOME: root, SOPS_AGE_KEY_FILE: join(root, "age.key"), PULUMI_BACKEND_URL: "s3://homelab-state" },
     });
     expect(run.status, run.stderr).toBe(0);
     expect(readFileSync(join(root, "calls.log"), "utf8").trim().split("\n")).toEqual([
@@ -60,7 +60,7 @@ describe("cluster stack front door", () => {
       });
     const good = check(canaryEnv("cluster", "door"));
     expect(good.status, good.stderr).toBe(0);
-    expect(good.stdout).toContain("cluster: 3 secrets valid, 0 problems");
+    expect(good.stdout).toContain("cluster: 4 secrets valid, 0 problems");
     const bad = check({ ...canaryEnv("cluster", "door"), OPENBAO_TOKEN: "root" });
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain("OPENBAO_TOKEN: wrong format: expected an OpenBao service token");

@@ -22,7 +22,8 @@ function fakeTool(name: string, body: string) {
 function core(...args: string[]) {
   return spawnSync("bash", [join(root, "project", "scripts", "core.sh"), ...args], {
     encoding: "utf8",
-    env: { PATH: `${join(root, "bin")}:${process.env.PATH}`, HOME: root, SOPS_AGE_KEY_FILE: join(root, "age.key") },
+    // A backend is configured: the local fallback is test/stateBackend.test.ts's subject.
+    env: { PATH: `${join(root, "bin")}:${process.env.PATH}`, HOME: root, SOPS_AGE_KEY_FILE: join(root, "age.key"), PULUMI_BACKEND_URL: "s3://homelab-state" },
   });
 }
 

@@ -111,6 +111,7 @@ describe("just core <stack> preview end to end (sops and pulumi doubles)", () =>
         PULUMI_DOUBLE_LOG: join(root, "pulumi.log"),
         PULUMI_DOUBLE_PREVIEW: previewFile,
         PULUMI_DOUBLE_EXIT: exit,
+        PULUMI_BACKEND_URL: "s3://homelab-state",
       },
     });
     return { ...run, output: run.stdout + run.stderr, pulumi: readFileSync(join(root, "pulumi.log"), "utf8").trim().split("\n") };

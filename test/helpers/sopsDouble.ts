@@ -46,6 +46,6 @@ export function scratchProject(root: string): string {
   const project = join(root, "project");
   mkdirSync(join(project, "secrets"), { recursive: true });
   mkdirSync(join(project, "stacks"), { recursive: true });
-  for (const link of ["scripts", "components", "node_modules", "tsconfig.json", "package.json"]) symlinkSync(join(projectRoot, link), join(project, link));
+  for (const link of ["scripts", "components", "node_modules", "tsconfig.json", "package.json", "Pulumi.yaml"]) symlinkSync(join(projectRoot, link), join(project, link));
   return project;
 }
