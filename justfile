@@ -6,13 +6,13 @@ set positional-arguments
 core stack action *pulumi_args:
     @bash scripts/core.sh "$@"
 
-# Check secrets/bootstrap.sops.yaml against the catalog for one stack, without touching any resource
+# Check a stack's SOPS file (a sandbox's own, else secrets/bootstrap.sops.yaml) against the catalog, without touching any resource
 secrets-check stack="hetzner":
     @bash scripts/core.sh "$1" check-secrets
 
-# Edit the encrypted secrets file in place (sops decrypts into your editor, never onto disk)
-secrets-edit:
-    @bash scripts/core.sh - edit-secrets
+# Edit a stack's encrypted secrets file in place (sops decrypts into your editor, never onto disk); default: production's
+secrets-edit stack="-":
+    @bash scripts/core.sh "$1" edit-secrets
 
 # Write what the stack would ship (bundle, .env, .secrets.env) into DIR, every secret as <redacted:NAME:fingerprint>
 bundle-render stack dir:

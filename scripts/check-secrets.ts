@@ -6,12 +6,21 @@
  *
  * Usage (under `sops exec-env`, as core.sh runs it): check-secrets.ts <stack> <sops file>
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse } from "yaml";
 import { sopsEntriesFor, type StackKind } from "../components/catalog";
 import { checkSecrets, type Problem } from "../components/env";
 import { reportFileKeys, sopsFileKeys } from "../components/sopsFile";
 
-const stacks: Record<string, StackKind> = { hetzner: "hetzner", "hetzner-data": "hetzner-data", cluster: "cluster" };
+const kinds: Record<string, StackKind> = { hetzner: "hetzner", "hetzner-data": "hetzner-data", cluster: "cluster" };
+
+/** The stack's kind from its config file (core:kind), as index.ts picks the program; else the name is the kind. */
+function kindOf(stack: string): StackKind | undefined {
+  const file = join("stacks", `Pulumi.${stack}.yaml`);
+  const kind = existsSync(file) ? (parse(readFileSync(file, "utf8")) as { config?: Record<string, unknown> } | null)?.config?.["core:kind"] : stack;
+  return typeof kind === "string" ? kinds[kind] : undefined;
+}
 
 /** The file's keys are read from the encrypted file itself: sops leaves keys in clear. */
 function fileKeyProblems(file: string): Problem[] {
@@ -30,9 +39,9 @@ function fileKeyProblems(file: string): Problem[] {
 }
 
 function main(name: string | undefined, file: string | undefined): number {
-  const stack = name === undefined ? undefined : stacks[name];
+  const stack = name === undefined ? undefined : kindOf(name);
   if (!stack || file === undefined) {
-    console.error(`usage: check-secrets.ts <${Object.keys(stacks).join("|")}> <sops file>`);
+    console.error(`usage: check-secrets.ts <stack of kind ${Object.keys(kinds).join("|")}> <sops file>`);
     return 2;
   }
   const { values, problems: envProblems } = checkSecrets(stack, process.env);
@@ -40,7 +49,7 @@ function main(name: string | undefined, file: string | undefined): number {
   for (const p of problems) console.error(`  - ${p.key}: ${p.problem}`);
   const skipped = sopsEntriesFor(stack).filter((e) => e.optional && values[e.key] === undefined);
   for (const e of skipped) console.log(`  - ${e.key}: absent, ${e.optional?.skips} will be skipped`);
-  console.log(`${stack}: ${Object.keys(values).length} secrets valid, ${problems.length} problems`);
+  console.log(`${name}: ${Object.keys(values).length} secrets valid, ${problems.length} problems`);
   return problems.length === 0 ? 0 : 1;
 }
 

@@ -5,7 +5,8 @@ set -euo pipefail
 
 project_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly project_root
-readonly sops_file="secrets/bootstrap.sops.yaml"
+# The stack's SOPS file: production's unless the stack is a sandbox (choose_sops_file).
+sops_file="secrets/bootstrap.sops.yaml"
 readonly actions="up preview destroy refresh check-secrets edit-secrets bundle-render"
 # Pulumi's local file backend when no other is configured (README: State backend).
 readonly local_state_dir=".pulumi-state"
@@ -42,7 +43,7 @@ known_stacks() {
 check_args() {
   local stack="$1" action="$2"
   [[ " ${actions} " == *" ${action} "* ]] || usage
-  [[ "$action" == edit-secrets || -f "${project_root}/stacks/Pulumi.${stack}.yaml" ]] ||
+  [[ ( "$action" == edit-secrets && "$stack" == - ) || -f "${project_root}/stacks/Pulumi.${stack}.yaml" ]] ||
     die "no stack config stacks/Pulumi.${stack}.yaml; stacks: $(known_stacks)"
 }
 
@@ -61,7 +62,7 @@ check_age_key() {
   export SOPS_AGE_KEY_FILE="${SOPS_AGE_KEY_FILE:-${HOME}/.config/sops/age/keys.txt}"
   [[ -r "$SOPS_AGE_KEY_FILE" ]] || die "age key not readable at SOPS_AGE_KEY_FILE=${SOPS_AGE_KEY_FILE}"
   [[ -f "${project_root}/${sops_file}" ]] ||
-    die "${sops_file} missing: copy ${sops_file}.example, fill it in and encrypt it (README: First run)"
+    die "${sops_file} missing: copy secrets/bootstrap.sops.yaml.example, fill it in and encrypt it (README: First run)"
 }
 
 # Pulumi reads the stack's secrets from the environment sops gives it; nothing is decrypted to a file.
@@ -74,6 +75,16 @@ run_under_sops() {
     export "CORE_ARG_$((i - 1))=${!i}"
   done
   sops exec-env "$sops_file" 'exec bash scripts/exec-args.sh'
+}
+
+# A sandbox stack reads its own SOPS file, never production's; a mismatch between the stack
+# and the file its config names stops here, before anything is decrypted (components/secretsFiles.ts).
+choose_sops_file() {
+  local stack="$1"
+  [[ "$stack" != - ]] || return 0
+  sops_file="$(node_modules/.bin/ts-node --transpile-only scripts/secrets-file.ts "$stack")" ||
+    die "stack ${stack}: refused its secrets file (see above)"
+  readonly sops_file
 }
 
 # The backend Pulumi would use, in Pulumi's own order (pulumi/pulumi pkg/workspace/creds.go,
@@ -145,6 +156,7 @@ main() {
   check_args "$stack" "$action"
   cd "$project_root"
   check_tools "$action"
+  choose_sops_file "$stack"
   check_age_key
 
   case "$action" in

@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # `just secrets …`: the lifecycle of the values in secrets/bootstrap.sops.yaml and of who can
 # decrypt it.
-#   new KEY                  make a value for KEY as the catalog's generator says and store it
-#   rotate KEY               the same for a KEY that has a value; says what happens first
-#   recipients list          the age public keys the file is encrypted for (.sops.yaml)
-#   recipients add|remove AGE_PUBKEY
+#   new KEY [STACK]          make a value for KEY as the catalog's generator says and store it
+#   rotate KEY [STACK]       the same for a KEY that has a value; says what happens first
+#   recipients list [STACK]  the age public keys the file is encrypted for (.sops.yaml)
+#   recipients add|remove AGE_PUBKEY [STACK]
 #                            change them in .sops.yaml and re-encrypt the data key (sops updatekeys)
+# The file is production's unless STACK names a sandbox stack, whose own file it then is
+# (scripts/secrets-file.ts, the mapping core.sh uses).
 # A value goes from the generator (scripts/secrets.ts) through a pipe into `sops set
 # --value-stdin`: never on a command line, on disk outside the SOPS file, or on the screen.
 set -euo pipefail
 
 project_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly project_root
-readonly sops_file="secrets/bootstrap.sops.yaml"
+sops_file="secrets/bootstrap.sops.yaml"
 readonly sops_config=".sops.yaml"
 # `sops set --value-stdin` arrived in sops 3.11.0 (getsops/sops CHANGELOG.md, 3.11.0 Features).
 readonly sops_min_major=3 sops_min_minor=11
@@ -32,7 +34,7 @@ step() {
 }
 
 usage() {
-  die "usage: just secrets new KEY | rotate KEY | recipients list | recipients add AGE_PUBKEY | recipients remove AGE_PUBKEY"
+  die "usage: just secrets new KEY | rotate KEY | recipients list | recipients add AGE_PUBKEY | recipients remove AGE_PUBKEY, each with an optional STACK last"
 }
 
 ts() { node_modules/.bin/ts-node --transpile-only scripts/secrets.ts "$@"; }
@@ -56,6 +58,16 @@ check_sops() {
   [[ -r "$SOPS_AGE_KEY_FILE" ]] || die "age key not readable at SOPS_AGE_KEY_FILE=${SOPS_AGE_KEY_FILE}"
   [[ -f "$sops_file" ]] || die "${sops_file} missing: create it first (README: First run)"
 }
+
+# The SOPS file of STACK, as core.sh picks it: a sandbox's own, else production's.
+choose_sops_file() {
+  local stack="$1"
+  [[ -f "stacks/Pulumi.${stack}.yaml" ]] || die "no stack config stacks/Pulumi.${stack}.yaml"
+  sops_file="$(ts_file "$stack")" || die "stack ${stack}: refused its secrets file (see above)"
+  log "stack ${stack}: ${sops_file}"
+}
+
+ts_file() { node_modules/.bin/ts-node --transpile-only scripts/secrets-file.ts "$1"; }
 
 # Prints "go" or "confirm"; the catalog's account of what happens goes to stderr.
 plan() { ts plan "$1" "$2" "$sops_file"; }
@@ -111,12 +123,19 @@ main() {
   check_tools
   case "$1" in
     new | rotate)
-      [[ $# -eq 2 ]] || usage
+      [[ $# -eq 2 || $# -eq 3 ]] || usage
+      [[ $# -eq 2 ]] || choose_sops_file "$3"
       new_or_rotate "$1" "$2" ;;
     recipients)
       case "${2:-}" in
-        list) [[ $# -eq 2 ]] || usage; list_recipients ;;
-        add | remove) [[ $# -eq 3 ]] || usage; change_recipients "$2" "$3" ;;
+        list)
+          [[ $# -eq 2 || $# -eq 3 ]] || usage
+          [[ $# -eq 2 ]] || choose_sops_file "$3"
+          list_recipients ;;
+        add | remove)
+          [[ $# -eq 3 || $# -eq 4 ]] || usage
+          [[ $# -eq 3 ]] || choose_sops_file "$4"
+          change_recipients "$2" "$3" ;;
         *) usage ;;
       esac ;;
     *) usage ;;

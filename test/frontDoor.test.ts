@@ -4,7 +4,7 @@
  * calls fail clearly. sops and pulumi are test doubles that record how they were called.
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -30,8 +30,10 @@ function core(...args: string[]) {
 beforeEach(() => {
   root = mkdtempSync(join(tmpdir(), "core-front-door-"));
   const project = join(root, "project");
-  for (const dir of ["bin", "project/scripts", "project/stacks", "project/secrets", "project/node_modules"]) mkdirSync(join(root, dir), { recursive: true });
-  for (const script of ["core.sh", "exec-args.sh"]) copyFileSync(join(projectRoot, "scripts", script), join(project, "scripts", script));
+  for (const dir of ["bin", "project/scripts", "project/stacks", "project/secrets"]) mkdirSync(join(root, dir), { recursive: true });
+  for (const script of ["core.sh", "exec-args.sh", "secrets-file.ts"]) copyFileSync(join(projectRoot, "scripts", script), join(project, "scripts", script));
+  // The stack → secrets file mapping runs in TypeScript: the project's code and dependencies, read only.
+  for (const link of ["node_modules", "components", "tsconfig.json"]) symlinkSync(join(projectRoot, link), join(project, link));
   copyFileSync(join(projectRoot, "stacks", "Pulumi.hetzner.yaml"), join(project, "stacks", "Pulumi.hetzner.yaml"));
   writeFileSync(join(project, "secrets", "bootstrap.sops.yaml"), "sops: {encrypted: true}\n");
   writeFileSync(join(root, "age.key"), "AGE-SECRET-KEY-TEST\n");

@@ -51,7 +51,7 @@ beforeEach(() => {
   project = scratchProject(root);
   me = newRecipient();
   ageKeyFile(join(root, "age.key"), me);
-  writeFileSync(join(project, ".sops.yaml"), readFileSync(join(projectRoot, ".sops.yaml"), "utf8").replace(/age1\S+/, me));
+  writeFileSync(join(project, ".sops.yaml"), readFileSync(join(projectRoot, ".sops.yaml"), "utf8").replace(/age1\S+/g, me));
   writeSopsFile(sopsFile(), existing, [me]);
 });
 afterEach(() => rmSync(root, { recursive: true, force: true }));
@@ -136,6 +136,30 @@ describe("just secrets rotate", () => {
     expect(entry("AUTHENTIK_SECRET_KEY").format!.test(value)).toBe(true);
     expectNowhere(value, run.output);
     for (const old of Object.values(existing).filter((v) => v !== "")) expect(run.output).not.toContain(old);
+  });
+});
+
+describe("a sandbox stack's own file", () => {
+  it("new, rotate and recipients act on the file the stack maps to, never production's", () => {
+    const sandbox = join(project, "secrets", "sandbox.sops.yaml");
+    const sandboxOperator = newRecipient();
+    for (const stack of ["hetzner", "hetzner-sandbox"]) writeFileSync(join(project, "stacks", `Pulumi.${stack}.yaml`), readFileSync(join(projectRoot, "stacks", `Pulumi.${stack}.yaml`)));
+    writeFileSync(join(project, ".sops.yaml"), readFileSync(join(projectRoot, ".sops.yaml"), "utf8").replace(/age1\S+/, sandboxOperator).replace(/age1replace\S+/, me));
+    writeSopsFile(sandbox, { NB_RELAY_SECRET: "" }, [sandboxOperator]);
+    ageKeyFile(join(root, "age.key"), sandboxOperator);
+    const production = readFileSync(sopsFile(), "utf8");
+
+    const made = secrets(["new", "NB_RELAY_SECRET", "hetzner-sandbox"]);
+    expect(made.status, made.output).toBe(0);
+    expect(made.stderr).toContain("[secrets] stack hetzner-sandbox: secrets/sandbox.sops.yaml");
+    expect(entry("NB_RELAY_SECRET").format!.test(readSopsFile(sandbox).values.NB_RELAY_SECRET)).toBe(true);
+    expect(secrets(["recipients", "list", "hetzner-sandbox"]).stdout).toBe(`${sandboxOperator}\n`);
+    const other = newRecipient();
+    expect(secrets(["recipients", "add", other, "hetzner-sandbox"]).status).toBe(0);
+    expect(readSopsFile(sandbox).recipients).toEqual([sandboxOperator, other]);
+    expect(readFileSync(sopsFile(), "utf8")).toBe(production);
+    expect(calls().every((c) => !c.includes("secrets/bootstrap.sops.yaml"))).toBe(true);
+    expect(secrets(["new", "NB_RELAY_SECRET", "staging"]).stderr).toContain("no stack config stacks/Pulumi.staging.yaml");
   });
 });
 

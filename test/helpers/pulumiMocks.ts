@@ -238,7 +238,7 @@ async function settle(resources: Registered[]): Promise<void> {
 }
 
 export interface RunOptions {
-  readonly stack: "hetzner" | "hetzner-data" | "cluster";
+  readonly stack: "hetzner" | "hetzner-data" | "cluster" | "hetzner-sandbox";
   readonly config: Record<string, string>;
   /** The SOPS environment the program sees (plus SSH_AUTH_SOCK etc.). */
   readonly env: Record<string, string | undefined>;
