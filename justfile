@@ -18,7 +18,7 @@ secrets-edit stack="-":
 bundle-render stack dir:
     @bash scripts/core.sh "$1" bundle-render "$2"
 
-# Secrets lifecycle: new KEY | rotate KEY (value made as the catalog says, never shown) | recipients list|add|remove AGE_PUBKEY
+# Secrets lifecycle: new KEY | rotate KEY (value made as the catalog says, never shown) | recipients list|add|remove AGE_PUBKEY; STACK last for a sandbox's file
 secrets +args:
     @bash scripts/secrets.sh "$@"
 
