@@ -60,8 +60,8 @@ export interface CatalogEntry {
    * generated entry, the stack that generates it (so it is always there).
    */
   readonly requiredFor: readonly StackKind[];
-  /** Set on optional entries: the stacks that use it when present, and what is skipped without it. */
-  readonly optional?: { readonly for: readonly StackKind[]; readonly skips: ComposeService | "the GitHub login" | "the local state backend" };
+  /** Set on optional entries: the stacks that use it when present, and what happens without it. */
+  readonly optional?: { readonly for: readonly StackKind[]; readonly without: string };
   /**
    * `sops`: read from the SOPS environment and validated.
    * `generated`: made by the stack itself with @pulumi/random (a secret in Pulumi state), so
@@ -239,7 +239,7 @@ export const catalog: readonly CatalogEntry[] = [
     deliveredAs: "netbird-proxy token",
     where: [".secrets.env"],
     requiredFor: [],
-    optional: { for: ["hetzner"], skips: "netbird-proxy" },
+    optional: { for: ["hetzner"], without: "the bootstrap mints a proxy token through NetBird's API" },
     source: "sops",
     // A proxy access token, not a PAT: "nbx_" + 30 random base62 characters + a 6-character
     // base62 checksum (management/server/types/proxy_access_token.go, ProxyTokenPrefix and
@@ -255,7 +255,7 @@ export const catalog: readonly CatalogEntry[] = [
     deliveredAs: "netbird-agent setup key",
     where: [".secrets.env"],
     requiredFor: [],
-    optional: { for: ["hetzner"], skips: "netbird-agent" },
+    optional: { for: ["hetzner"], without: "the bootstrap mints a reusable setup key through NetBird's API" },
     source: "sops",
     format: {
       rule: "a NetBird setup key (UUID, 8-4-4-4-12 hex digits)",
@@ -270,7 +270,7 @@ export const catalog: readonly CatalogEntry[] = [
     deliveredAs: "client secret of the GitHub OAuth source in Authentik (with its client id in core:authentikGithubClientId)",
     where: [".secrets.env"],
     requiredFor: [],
-    optional: { for: ["hetzner"], skips: "the GitHub login" },
+    optional: { for: ["hetzner"], without: "no GitHub login in Authentik" },
     source: "sops",
     // GitHub shows an OAuth app's client secret once: 40 hex characters today; the rule
     // leaves room for a longer token alphabet rather than lock an operator out.
@@ -315,7 +315,7 @@ export const catalog: readonly CatalogEntry[] = [
     deliveredAs: "passphrase of the local state backend's secrets provider (Pulumi reads it from the environment)",
     where: ["state backend"],
     requiredFor: [],
-    optional: { for: ["hetzner", "hetzner-data", "cluster"], skips: "the local state backend" },
+    optional: { for: ["hetzner", "hetzner-data", "cluster"], without: "the local state backend is not used" },
     source: "sops",
     format: { rule: "at least 16 printable ASCII characters", test: (v) => v.length >= 16 && /^[\x20-\x7e]*$/.test(v) },
     generator: { kind: "random bytes", bytes: 32, encoding: "base64" },

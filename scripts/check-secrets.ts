@@ -48,7 +48,7 @@ function main(name: string | undefined, file: string | undefined): number {
   const problems = [...envProblems, ...fileKeyProblems(file)];
   for (const p of problems) console.error(`  - ${p.key}: ${p.problem}`);
   const skipped = sopsEntriesFor(stack).filter((e) => e.optional && values[e.key] === undefined);
-  for (const e of skipped) console.log(`  - ${e.key}: absent, ${e.optional?.skips} will be skipped`);
+  for (const e of skipped) console.log(`  - ${e.key}: absent: ${e.optional?.without}`);
   console.log(`${name}: ${Object.keys(values).length} secrets valid, ${problems.length} problems`);
   return problems.length === 0 ? 0 : 1;
 }

@@ -138,6 +138,7 @@ select_stack() {
 # preview: Pulumi's structured preview (`--json`, a PreviewDigest: pulumi/pulumi
 # pkg/display/json.go) goes through a pipe, never a file, into scripts/preview-summary.ts,
 # which lists the changing steps and ends with the review summary (Markdown with --markdown).
+# With --diff, Pulumi's own property-by-property display instead, for reading every value change.
 preview_with_summary() {
   local stack="$1" format=() args=()
   shift
@@ -145,6 +146,10 @@ preview_with_summary() {
   for arg in "$@"; do
     if [[ "$arg" == --markdown ]]; then format=(--markdown); else args+=("$arg"); fi
   done
+  if [[ " ${args[*]} " == *" --diff "* ]]; then
+    run_under_sops pulumi preview --stack "$stack" "${args[@]}"
+    return
+  fi
   run_under_sops pulumi preview --json --stack "$stack" "${args[@]}" |
     node_modules/.bin/ts-node --transpile-only scripts/preview-summary.ts "$stack" "${format[@]}"
 }

@@ -34,12 +34,12 @@ function check(stack: string, env: Record<string, string>, file = fileWith(stack
 }
 
 describe("secrets-check", () => {
-  it("passes a complete environment and says which optional services are skipped", () => {
+  it("passes a complete environment and says what happens without each absent optional secret", () => {
     const env = canaryEnv("hetzner", "check");
     delete env.NB_PROXY_TOKEN;
     const run = check("hetzner", env);
     expect(run.status, run.stderr).toBe(0);
-    expect(run.stdout).toContain("NB_PROXY_TOKEN: absent, netbird-proxy will be skipped");
+    expect(run.stdout).toContain("NB_PROXY_TOKEN: absent: the bootstrap mints a proxy token through NetBird's API");
     expect(run.stdout).toMatch(/hetzner: \d+ secrets valid, 0 problems/);
     expect(leakedKeys(run.stdout + run.stderr, canaryMarkers("hetzner", "check"))).toEqual([]);
   });

@@ -59,6 +59,13 @@ describe("just core front door", () => {
     expect(run.stderr).toMatch(new RegExp(`\\[core\\] pulumi ${action} hetzner: ok in \\d+s`));
   });
 
+  it("preview --diff shows Pulumi's own display instead of the summary", () => {
+    const run = core("hetzner", "preview", "--diff");
+    expect(run.status, run.stderr).toBe(0);
+    expect(calls().at(-1)).toBe("pulumi preview --stack hetzner --diff secret=decrypted");
+    expect(calls().some((c) => c.includes("--json"))).toBe(false);
+  });
+
   it("passes every argument byte for byte, newlines and shell syntax included, through sops's /bin/sh", () => {
     const message = "line one\nline 'two' with \"quotes\", $HOME, `id` and \\ backslash";
     const run = core("hetzner", "up", "--message", message, "--yes");

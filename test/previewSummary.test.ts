@@ -118,9 +118,9 @@ describe("just core <stack> preview end to end (sops and pulumi doubles)", () =>
   }
 
   it("runs pulumi preview --json under sops and ends with the summary; the steps go to stderr", () => {
-    const run = preview(["--diff"], fixture("secrets-rotated"));
+    const run = preview(["--refresh"], fixture("secrets-rotated"));
     expect(run.status, run.output).toBe(0);
-    expect(run.pulumi).toEqual(["stack select --create hetzner secrets=", "preview --json --stack hetzner --diff secrets=present"]);
+    expect(run.pulumi).toEqual(["stack select --create hetzner secrets=", "preview --json --stack hetzner --refresh secrets=present"]);
     expect(run.stdout).toContain("Secrets changed: AUTHENTIK_SECRET_KEY, NB_RELAY_SECRET");
     expect(run.stderr).toMatch(/\+- replace +bifrost-run \(command:remote:Command\) \[triggers\]/);
     expect(run.stderr).toMatch(/\[core\] pulumi preview hetzner: ok in \d+s/);
