@@ -13,19 +13,9 @@ readonly local_state_dir=".pulumi-state"
 readonly passphrase_key="PULUMI_CONFIG_PASSPHRASE"
 local_backend=0
 
-log() { printf '[core] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-# step NAME COMMAND…: one log line per step, with how long it took.
-step() {
-  local name="$1" started=$SECONDS status=0 outcome=ok
-  shift
-  log "${name}…"
-  "$@" || status=$?
-  [[ $status -eq 0 ]] || outcome="failed (exit ${status})"
-  log "${name}: ${outcome} in $((SECONDS - started))s"
-  return "$status"
-}
+LOG_TAG=core
+# shellcheck source=scripts/lib.sh
+source "${project_root}/scripts/lib.sh"
 
 usage() {
   die "usage: just core <stack> <up|preview|destroy|refresh> [pulumi args…]; stacks: $(known_stacks)"

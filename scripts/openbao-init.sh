@@ -9,23 +9,11 @@ set -euo pipefail
 project_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly project_root
 readonly sops_file="secrets/bootstrap.sops.yaml"
-# `sops set --value-stdin` arrived in sops 3.11.0 (getsops/sops CHANGELOG.md, 3.11.0 Features).
-readonly sops_min_major=3 sops_min_minor=11
 readonly probe_key="OPENBAO_INIT_PROBE"
 
-log() { printf '[openbao-init] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-# step NAME COMMAND…: one log line per step, with how long it took.
-step() {
-  local name="$1" started=$SECONDS status=0 outcome=ok
-  shift
-  log "${name}…"
-  "$@" || status=$?
-  [[ $status -eq 0 ]] || outcome="failed (exit ${status})"
-  log "${name}: ${outcome} in $((SECONDS - started))s"
-  return "$status"
-}
+LOG_TAG=openbao-init
+# shellcheck source=scripts/lib.sh
+source "${project_root}/scripts/lib.sh"
 
 check_tools() {
   local tool missing=()
@@ -35,16 +23,7 @@ check_tools() {
   [[ ${#missing[@]} -eq 0 ]] || die "not installed: ${missing[*]} (see README: Prerequisites)"
 }
 
-check_sops() {
-  local version
-  version="$(sops --disable-version-check --version)"
-  [[ "$version" =~ ^sops\ ([0-9]+)\.([0-9]+)\. ]] || die "cannot read the sops version from: ${version%%$'\n'*}"
-  ((BASH_REMATCH[1] > sops_min_major || (BASH_REMATCH[1] == sops_min_major && BASH_REMATCH[2] >= sops_min_minor))) ||
-    die "sops ${BASH_REMATCH[1]}.${BASH_REMATCH[2]} cannot read a value from stdin; install sops ${sops_min_major}.${sops_min_minor} or newer"
-  export SOPS_AGE_KEY_FILE="${SOPS_AGE_KEY_FILE:-${HOME}/.config/sops/age/keys.txt}"
-  [[ -r "$SOPS_AGE_KEY_FILE" ]] || die "age key not readable at SOPS_AGE_KEY_FILE=${SOPS_AGE_KEY_FILE}"
-  [[ -f "$sops_file" ]] || die "${sops_file} missing: create it first (README: First run)"
-}
+check_sops() { check_sops_for_set "$sops_file"; }
 
 # Proves sops can decrypt and rewrite the file before OpenBao hands out a key that exists only once.
 probe_sops_write() {

@@ -16,22 +16,10 @@ project_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly project_root
 sops_file="secrets/bootstrap.sops.yaml"
 readonly sops_config=".sops.yaml"
-# `sops set --value-stdin` arrived in sops 3.11.0 (getsops/sops CHANGELOG.md, 3.11.0 Features).
-readonly sops_min_major=3 sops_min_minor=11
 
-log() { printf '[secrets] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-# step NAME COMMAND…: one log line per step, with how long it took.
-step() {
-  local name="$1" started=$SECONDS status=0 outcome=ok
-  shift
-  log "${name}…"
-  "$@" || status=$?
-  [[ $status -eq 0 ]] || outcome="failed (exit ${status})"
-  log "${name}: ${outcome} in $((SECONDS - started))s"
-  return "$status"
-}
+LOG_TAG=secrets
+# shellcheck source=scripts/lib.sh
+source "${project_root}/scripts/lib.sh"
 
 usage() {
   die "usage: just secrets new KEY | rotate KEY | recipients list | recipients add AGE_PUBKEY | recipients remove AGE_PUBKEY, each with an optional STACK last"
@@ -48,16 +36,7 @@ check_tools() {
   [[ -x node_modules/.bin/ts-node ]] || die "dependencies missing: run npm ci first"
 }
 
-check_sops() {
-  local version
-  version="$(sops --disable-version-check --version)"
-  [[ "$version" =~ ^sops\ ([0-9]+)\.([0-9]+)\. ]] || die "cannot read the sops version from: ${version%%$'\n'*}"
-  ((BASH_REMATCH[1] > sops_min_major || (BASH_REMATCH[1] == sops_min_major && BASH_REMATCH[2] >= sops_min_minor))) ||
-    die "sops ${BASH_REMATCH[1]}.${BASH_REMATCH[2]} cannot read a value from stdin; install sops ${sops_min_major}.${sops_min_minor} or newer"
-  export SOPS_AGE_KEY_FILE="${SOPS_AGE_KEY_FILE:-${HOME}/.config/sops/age/keys.txt}"
-  [[ -r "$SOPS_AGE_KEY_FILE" ]] || die "age key not readable at SOPS_AGE_KEY_FILE=${SOPS_AGE_KEY_FILE}"
-  [[ -f "$sops_file" ]] || die "${sops_file} missing: create it first (README: First run)"
-}
+check_sops() { check_sops_for_set "$sops_file"; }
 
 # The SOPS file of STACK, as core.sh picks it: a sandbox's own, else production's.
 choose_sops_file() {

@@ -17,7 +17,7 @@ beforeAll(() => {
   root = mkdtempSync(join(tmpdir(), "core-cluster-door-"));
   const project = join(root, "project");
   for (const dir of ["bin", "project/scripts", "project/stacks", "project/secrets"]) mkdirSync(join(root, dir), { recursive: true });
-  for (const script of ["core.sh", "exec-args.sh", "preview-summary.ts", "secrets-file.ts"]) copyFileSync(join(projectRoot, "scripts", script), join(project, "scripts", script));
+  for (const script of ["core.sh", "lib.sh", "exec-args.sh", "preview-summary.ts", "secrets-file.ts"]) copyFileSync(join(projectRoot, "scripts", script), join(project, "scripts", script));
   // The preview summary runs in TypeScript: the project's code and dependencies, read only.
   for (const link of ["node_modules", "components", "tsconfig.json"]) symlinkSync(join(projectRoot, link), join(project, link));
   copyFileSync(join(projectRoot, "stacks", "Pulumi.cluster.yaml"), join(project, "stacks", "Pulumi.cluster.yaml"));

@@ -53,7 +53,7 @@ function init(env: Record<string, string> = {}) {
 beforeEach(() => {
   root = mkdtempSync(join(tmpdir(), "core-openbao-init-"));
   for (const dir of ["tmp", "project/scripts", "project/stacks", "project/secrets"]) mkdirSync(join(root, dir), { recursive: true });
-  copyFileSync(join(projectRoot, "scripts", "openbao-init.sh"), join(project(), "scripts", "openbao-init.sh"));
+  for (const script of ["openbao-init.sh", "lib.sh"]) copyFileSync(join(projectRoot, "scripts", script), join(project(), "scripts", script));
   symlinkSync(join(projectRoot, "node_modules"), join(project(), "node_modules"));
   const stack = parse(readFileSync(join(projectRoot, "stacks", "Pulumi.cluster.yaml"), "utf8"));
   stack.config["core:kubeconfig"] = "~/kubeconfig";

@@ -31,7 +31,7 @@ beforeEach(() => {
   root = mkdtempSync(join(tmpdir(), "core-front-door-"));
   const project = join(root, "project");
   for (const dir of ["bin", "project/scripts", "project/stacks", "project/secrets"]) mkdirSync(join(root, dir), { recursive: true });
-  for (const script of ["core.sh", "exec-args.sh", "secrets-file.ts"]) copyFileSync(join(projectRoot, "scripts", script), join(project, "scripts", script));
+  for (const script of ["core.sh", "lib.sh", "exec-args.sh", "secrets-file.ts"]) copyFileSync(join(projectRoot, "scripts", script), join(project, "scripts", script));
   // The stack → secrets file mapping runs in TypeScript: the project's code and dependencies, read only.
   for (const link of ["node_modules", "components", "tsconfig.json"]) symlinkSync(join(projectRoot, link), join(project, link));
   copyFileSync(join(projectRoot, "stacks", "Pulumi.hetzner.yaml"), join(project, "stacks", "Pulumi.hetzner.yaml"));
