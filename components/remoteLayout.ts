@@ -9,8 +9,6 @@ import { posix } from "node:path";
 export const remoteDir = "/etc/bifrost";
 /** Each bundle version is copied here first, into a directory of its own. */
 export const stagingRoot = "/etc/bifrost.staged";
-/** What the ship step keeps in the live directory although the bundle does not hold it. */
-export const keptInLiveDir = [".env", ".secrets.env", ".bootstrap.lock"] as const;
 
 const quote = (s: string) => `'${s}'`;
 
