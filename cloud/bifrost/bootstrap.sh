@@ -263,7 +263,7 @@ persist_in_fstab() { # $1: device, $2: filesystem type
   STEP_NOTE+="${STEP_NOTE:+, }fstab updated"
 }
 
-mount_data_volume() {
+step_volume() {
   local device fstype rc=0
   if ! has_value BIFROST_VOLUME_DEVICE; then
     STEP_NOTE="no volume configured, data stays on the root disk"
@@ -298,7 +298,7 @@ mount_data_volume() {
 # proxy/Dockerfile `USER netbird:netbird`).
 readonly UID_1000_DIRS=(authentik/media netbird-proxy/certs)
 
-prepare_data_dirs() {
+step_data_dirs() {
   local dir changed=()
   for dir in "${UID_1000_DIRS[@]}"; do
     mkdir -p "$DATA/$dir"
@@ -726,8 +726,6 @@ step_pull() {
   compose pull --quiet
 }
 
-step_volume() { mount_data_volume; }
-step_data_dirs() { prepare_data_dirs; }
 step_traefik() { start_services traefik; }
 step_authentik_postgres() { start_services authentik-postgres; }
 step_authentik() { start_services authentik-server authentik-worker; }
