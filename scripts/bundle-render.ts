@@ -8,9 +8,9 @@
 import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { parse } from "yaml";
-import { redactedSecrets, renderedEnvFiles, settingsFromStackConfig } from "../components/bundleRender";
-import { checkSecrets, type Problem } from "../components/env";
-import { bundleDir } from "../components/paths";
+import { redactedSecrets, renderedEnvFiles, settingsFromStackConfig } from "./lib/bundleRender";
+import { checkSecrets, type Problem } from "../components/secrets/env";
+import { bundleDir } from "../components/stack/paths";
 
 function fail(problems: readonly Problem[]): number {
   console.error(`bundle-render: ${problems.length} problem${problems.length === 1 ? "" : "s"}, nothing was written:`);

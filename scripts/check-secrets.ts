@@ -9,9 +9,9 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { sopsEntriesFor, type StackKind } from "../components/catalog";
-import { checkSecrets, type Problem } from "../components/env";
-import { reportFileKeys, sopsFileKeys } from "../components/sopsFile";
+import { sopsEntriesFor, type StackKind } from "../components/secrets/catalog";
+import { checkSecrets, type Problem } from "../components/secrets/env";
+import { reportFileKeys, sopsFileKeys } from "./lib/sopsFile";
 
 const kinds: Record<string, StackKind> = { hetzner: "hetzner", "hetzner-data": "hetzner-data", cluster: "cluster" };
 
@@ -34,7 +34,7 @@ function fileKeyProblems(file: string): Problem[] {
   for (const key of report.elsewhere) console.log(`  - ${key}: used elsewhere, not checked here`);
   return report.unknown.map((u) => ({
     key: u.key,
-    problem: `not in the secret catalog (components/catalog.ts)${u.suggestion ? `; did you mean ${u.suggestion}?` : ""}`,
+    problem: `not in the secret catalog (components/secrets/catalog.ts)${u.suggestion ? `; did you mean ${u.suggestion}?` : ""}`,
   }));
 }
 

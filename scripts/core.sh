@@ -68,7 +68,7 @@ run_under_sops() {
 }
 
 # A sandbox stack reads its own SOPS file, never production's; a mismatch between the stack
-# and the file its config names stops here, before anything is decrypted (components/secretsFiles.ts).
+# and the file its config names stops here, before anything is decrypted (scripts/lib/secretsFiles.ts).
 choose_sops_file() {
   local stack="$1"
   [[ "$stack" != - ]] || return 0

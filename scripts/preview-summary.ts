@@ -4,7 +4,7 @@
  * Markdown for a pull request with --markdown. Usage: preview-summary.ts <stack> [--markdown]
  */
 import { readFileSync } from "node:fs";
-import { type PreviewDigest, renderMarkdown, renderText, summarize } from "../components/previewSummary";
+import { type PreviewDigest, renderMarkdown, renderText, summarize } from "./lib/previewSummary";
 
 const symbols: Record<string, string> = { create: "+", update: "~", delete: "-", replace: "+-", "create-replacement": "++", "delete-replaced": "--" };
 

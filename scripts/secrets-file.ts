@@ -1,12 +1,12 @@
 /**
- * Prints the SOPS file a stack reads (components/secretsFiles.ts), from stacks/Pulumi.<stack>.yaml
+ * Prints the SOPS file a stack reads (scripts/lib/secretsFiles.ts), from stacks/Pulumi.<stack>.yaml
  * in the working directory; exit 1 with the reason when the stack's mapping is refused.
  * Usage: secrets-file.ts <stack>
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { secretsFileFor } from "../components/secretsFiles";
+import { secretsFileFor } from "./lib/secretsFiles";
 
 function main(stack: string | undefined): number {
   if (stack === undefined) {

@@ -11,9 +11,9 @@
  * Runs from the project root. Never prints a value.
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import { entry } from "../components/catalog";
-import { generateValue, plan, type Action } from "../components/secretsLifecycle";
-import { addRecipient, recipientsFor, removeRecipient, sopsConfigFile, sopsFileKeys } from "../components/sopsFile";
+import { entry } from "../components/secrets/catalog";
+import { generateValue, plan, type Action } from "./lib/secretsLifecycle";
+import { addRecipient, recipientsFor, removeRecipient, sopsConfigFile, sopsFileKeys } from "./lib/sopsFile";
 
 class Refusal extends Error {}
 

@@ -12,8 +12,8 @@ import { parse } from "yaml";
 import { BootstrapSecrets, cloudflareSecret, unsealKeySecret } from "../components/cluster/bootstrapSecrets";
 import { ClusterNamespaces } from "../components/cluster/namespaces";
 import { OpenBaoApps } from "../components/cluster/openBaoApps";
-import { checkSecrets, ConfigError, wrapSecrets, type Environment, type Problem } from "../components/env";
-import { checkClusterSettings, defaultKubeconfig } from "../components/stackConfig";
+import { checkSecrets, ConfigError, wrapSecrets, type Environment, type Problem } from "../components/secrets/env";
+import { checkClusterSettings, defaultKubeconfig } from "../components/stack/settings";
 
 /**
  * The kubeconfig file's text, when it can be read and names the context. Checked even when

@@ -9,18 +9,18 @@ import * as random from "@pulumi/random";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { BifrostBootstrap } from "../components/bifrostBootstrap";
-import { BifrostBundle } from "../components/bifrostBundle";
-import { BifrostDns } from "../components/bifrostDns";
-import { BifrostServer } from "../components/bifrostServer";
-import { generatedEntriesFor, githubSecretKey } from "../components/catalog";
-import { checkSecrets, ConfigError, wrapSecrets, type Environment, type Problem } from "../components/env";
-import { hashDirectory, secretFingerprints } from "../components/fingerprint";
-import { bundleDir, cloudInitFile } from "../components/paths";
-import { releaseVolumeCommand } from "../components/remoteLayout";
-import { renderEnv, renderSecretsEnv, vpsSettingsOf } from "../components/render";
-import { hetznerFingerprint, ipv6HostAddress, sshConnection, sshKeyToAdopt } from "../components/ssh";
-import { checkGithubLogin, checkHetznerSettings, reservedLabels, type HetznerSettings } from "../components/stackConfig";
+import { BifrostBootstrap } from "../components/bifrost/bootstrap";
+import { BifrostBundle } from "../components/bifrost/bundle";
+import { BifrostDns } from "../components/bifrost/dns";
+import { BifrostServer } from "../components/bifrost/server";
+import { generatedEntriesFor, githubSecretKey } from "../components/secrets/catalog";
+import { checkSecrets, ConfigError, wrapSecrets, type Environment, type Problem } from "../components/secrets/env";
+import { hashDirectory, secretFingerprints } from "../components/secrets/fingerprint";
+import { bundleDir, cloudInitFile } from "../components/stack/paths";
+import { releaseVolumeCommand } from "../components/bifrost/remoteLayout";
+import { renderEnv, renderSecretsEnv } from "../components/secrets/render";
+import { hetznerFingerprint, ipv6HostAddress, sshConnection, sshKeyToAdopt } from "../components/bifrost/ssh";
+import { checkGithubLogin, checkHetznerSettings, reservedLabels, type HetznerSettings, vpsSettingsOf } from "../components/stack/settings";
 
 /** The private key from the configured path (secret), else the running ssh-agent, which the provider finds itself. */
 function sshPrivateKey(settings: HetznerSettings, env: Environment): { privateKey?: pulumi.Output<string>; problems: Problem[] } {

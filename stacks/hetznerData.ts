@@ -1,9 +1,9 @@
 /** The hetzner-data stack: the volume and addresses that survive every reprovision of the edge. */
 import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
-import { BifrostData } from "../components/bifrostData";
-import { checkSecrets, ConfigError, wrapSecrets, type Environment } from "../components/env";
-import { checkHetznerDataSettings } from "../components/stackConfig";
+import { BifrostData } from "../components/bifrost/data";
+import { checkSecrets, ConfigError, wrapSecrets, type Environment } from "../components/secrets/env";
+import { checkHetznerDataSettings } from "../components/stack/settings";
 
 export function hetznerData(env: Environment = process.env) {
   const config = new pulumi.Config("core");

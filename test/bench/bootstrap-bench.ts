@@ -5,7 +5,7 @@
  * script happens to run things in. Prints `bootstrap wall / critical path = R`.
  */
 import { bifrostSource, Bifrost, canarySecrets } from "../docker-double/harness";
-import { criticalPathMs } from "../bootstrapGraph";
+import { criticalPathMs } from "../bifrost/bootstrapGraph";
 
 // Health delays of the eight services, in proportion to what they take on a small VPS
 // (Authentik's migrations dominate).

@@ -2,7 +2,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { renderEnv, renderSecretsEnv, type SecretValues, type VpsSettings } from "../../components/render";
+import { renderEnv, renderSecretsEnv, type SecretValues, type VpsSettings } from "../../components/secrets/render";
 import { repoRoot } from "./tools";
 
 export const settings: VpsSettings = {

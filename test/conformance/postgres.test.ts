@@ -4,12 +4,12 @@
  * Postgres reads POSTGRES_PASSWORD only when it initialises its data directory, so the
  * bootstrap's step_postgres_password changes the role's password with SQL sent through
  * `docker exec -i authentik-postgres psql`. Here the script's own functions run (sourced from
- * bootstrap.sh, only its final `main "$@"` left out) with env files from the project's
+ * the bundle's bootstrap.sh, which only defines them when sourced) with env files from the project's
  * renderers, and test/conformance/postgres-shim/docker forwards that one docker call to a real
  * psql and a real server started on a temp dir. Logging in afterwards goes over TCP with
  * scram-sha-256, the way Authentik connects from its own container.
  */
-import { entriesFor } from "../../components/catalog";
+import { entriesFor } from "../../components/secrets/catalog";
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
@@ -18,10 +18,9 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { canary, canaryValues } from "../helpers/canaries";
 import { copyBundle, removeBundle, settings, type Bundle } from "./bundle";
-import { postgresBin, repoRoot } from "./tools";
+import { postgresBin } from "./tools";
 
 const shimDir = path.join(__dirname, "postgres-shim");
-const bootstrapSh = path.join(repoRoot, "cloud/bifrost/bootstrap.sh");
 
 /** A free TCP port on loopback (the server binds it right after). */
 function freePort(): Promise<number> {
@@ -107,30 +106,14 @@ class Postgres {
   }
 }
 
-/**
- * bootstrap.sh's functions without its run: the file verbatim but for the one final
- * `main "$@"` line. (With a guard such as `[[ ${BASH_SOURCE[0]} == "$0" ]] && main "$@"` in
- * bootstrap.sh the test could source the file itself.)
- */
-function bootstrapFunctions(dir: string): string {
-  const text = fs.readFileSync(bootstrapSh, "utf8");
-  const calls = text.match(/^main "\$@"$/gm) ?? [];
-  if (calls.length !== 1) throw new Error(`bootstrap.sh must end its definitions with exactly one 'main "$@"' line (found ${calls.length})`);
-  const file = path.join(dir, "bootstrap-functions.sh");
-  fs.writeFileSync(file, text.replace(/^main "\$@"$/m, ": # main left out by test/conformance/postgres.test.ts"));
-  return file;
-}
-
 describe("AUTHENTIK_POSTGRESQL_PASSWORD rotation against a real PostgreSQL", () => {
   const initial = canary("AUTHENTIK_POSTGRESQL_PASSWORD", "pg").value;
   const pg = new Postgres();
   let bundle: Bundle | undefined;
-  let functions = "";
   let current = initial;
 
   beforeAll(async () => {
     await pg.start(initial);
-    functions = bootstrapFunctions(pg.root);
   });
   afterAll(() => {
     pg.stop();
@@ -149,7 +132,8 @@ describe("AUTHENTIK_POSTGRESQL_PASSWORD rotation against a real PostgreSQL", () 
       "step_postgres_password",
       'printf "note=%s\\n" "$STEP_NOTE"',
     ].join("\n");
-    return spawnSync("bash", ["-c", script, "rotate", functions], {
+    // Sourced, bootstrap.sh defines its functions (and sources its parts) without running.
+    return spawnSync("bash", ["-c", script, "rotate", path.join(bundle.dir, "bootstrap.sh")], {
       cwd: bundle.dir,
       encoding: "utf8",
       env: {

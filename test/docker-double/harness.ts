@@ -8,8 +8,8 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { entriesFor } from "../../components/catalog";
-import { renderEnv, renderSecretsEnv, type SecretValues, type VpsSettings } from "../../components/render";
+import { entriesFor } from "../../components/secrets/catalog";
+import { renderEnv, renderSecretsEnv, type SecretValues, type VpsSettings } from "../../components/secrets/render";
 import { DockerDouble } from "./server";
 
 export const repoRoot = path.resolve(__dirname, "../..");

@@ -3,7 +3,7 @@
  * fake. Each one carries an alphanumeric marker that survives any quoting or escaping, so
  * a scan finds it in a rendered env file or in JSON as well as raw.
  */
-import { entriesFor, sopsEntriesFor, type StackKind } from "../../components/catalog";
+import { entriesFor, sopsEntriesFor, type StackKind } from "../../components/secrets/catalog";
 
 const pad = (s: string, length: number, fill = "Z") => (s + fill.repeat(length)).slice(0, length);
 const marker = (key: string, tag: string) => `CANARY${key.replace(/_/g, "").toLowerCase()}${tag}`;

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
-import { projectRoot } from "../../components/paths";
+import { projectRoot } from "../../components/stack/paths";
 import { isSecretNode, secretSig } from "./pulumiMocks";
 
 /** stacks/Pulumi.cluster.yaml as PULUMI_CONFIG holds it: structured values as JSON text. */

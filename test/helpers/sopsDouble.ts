@@ -6,8 +6,8 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
-import { encodeAgeRecipient } from "../../components/ageRecipient";
-import { projectRoot } from "../../components/paths";
+import { encodeAgeRecipient } from "../../scripts/lib/ageRecipient";
+import { projectRoot } from "../../components/stack/paths";
 
 export const sopsDoubleDir = join(projectRoot, "test", "sops-double");
 

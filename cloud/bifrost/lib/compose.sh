@@ -1,0 +1,37 @@
+# shellcheck shell=bash
+# Sourced by bootstrap.sh: running Compose for the stack, starting services gated on their
+# health, and showing why one did not become healthy.
+
+# Compose interpolates from the process environment before the env files (compose-go
+# WithDotEnv; conformance: test/conformance/compose.test.ts), which is how a proxy token or
+# setup key minted into the state file reaches its container when SOPS has none. Every call
+# passes the same values, so Compose sees the same configuration every time.
+compose() {
+  local -
+  set +x
+  NB_PROXY_TOKEN=$(effective_token NB_PROXY_TOKEN .netbird.proxy_token) \
+    NB_BIFROST_SETUP_KEY=$(effective_token NB_BIFROST_SETUP_KEY .netbird.setup_key) \
+    docker compose --env-file .env --env-file .secrets.env "$@"
+}
+
+
+report_unhealthy() { # services of the failed step
+  local service status failing=()
+  for service in "$@"; do
+    status=$(docker inspect --format '{{.State.Health.Status}}' "$service" 2>/dev/null) || status=missing
+    [[ $status == healthy ]] || failing+=("$service")
+  done
+  ((${#failing[@]} > 0)) || failing=("$@")
+  for service in "${failing[@]}"; do
+    printf '[bootstrap] last %d log lines of %s:\n' "$LOG_TAIL_LINES" "$service" >&2
+    compose logs --no-color --tail "$LOG_TAIL_LINES" "$service" >&2 || true
+  done
+  die "${failing[*]} did not become healthy within ${WAIT_TIMEOUT}s"
+}
+
+start_services() { # services, started together and waited for by Compose
+  local rc=0
+  compose up --detach --wait --wait-timeout "$WAIT_TIMEOUT" "$@" || rc=$?
+  ((rc == 0)) || report_unhealthy "$@"
+}
+

@@ -1,0 +1,70 @@
+# shellcheck shell=bash disable=SC2034 # the results it sets (FINGERPRINT, STEP_NOTE, paths) are read by the runner and the other parts
+# Sourced by bootstrap.sh: what the bootstrap records on the data root. Keyed fingerprints,
+# bootstrap-state.json (mode 0600) and the one-time answers of minting calls.
+
+# reveals the value nor can be checked against guesses without that key. The secret goes to
+# openssl on stdin; only the (non-catalog) fingerprint key is on its command line.
+fingerprint_of() { # $1: name → FINGERPRINT
+  local -
+  set +x
+  local key_file="$DATA/.fingerprint-key" digest
+  if [[ -z $FINGERPRINT_KEY ]]; then
+    mkdir -p "$DATA"
+    [[ -s $key_file ]] || write_atomically "$key_file" 0600 "$(openssl rand -hex 32)"
+    FINGERPRINT_KEY=$(<"$key_file")
+  fi
+  digest=$(printf '%s' "${CONF[$1]}" | openssl dgst -sha256 -hmac "$FINGERPRINT_KEY" -r)
+  FINGERPRINT=${digest%% *}
+}
+
+
+# Steps run at the same time, so every read-modify-write holds the state's lock. Values reach
+# jq through its environment (never its command line) and leave it on stdout only.
+state_get() { # $1: jq path → the value, or nothing
+  local -
+  set +x
+  [[ -f $STATE_FILE ]] || return 0
+  jq -r "$1 // empty" "$STATE_FILE"
+}
+
+state_set() { # $1: jq path, $2: value (a string)
+  local -
+  set +x
+  local lock_fd current='{}'
+  exec {lock_fd}>"$STATE_FILE.lock"
+  flock "$lock_fd"
+  [[ -f $STATE_FILE ]] && current=$(<"$STATE_FILE")
+  write_atomically "$STATE_FILE" 0600 "$(STATE_VALUE=$2 jq "$1 = env.STATE_VALUE" <<<"$current")"$'\n'
+  exec {lock_fd}>&-
+}
+
+# A token from SOPS wins; else the one minted earlier into the state file; else nothing.
+effective_token() { # $1: catalog key, $2: state path
+  local -
+  set +x
+  if has_value "$1"; then
+    printf '%s' "${CONF[$1]}"
+  elif [[ -n $STATE_FILE ]]; then
+    state_get "$2"
+  fi
+}
+
+# A minting call's answer goes straight into a 0600 file on the data root before anything
+# else happens, so an interruption after NetBird answered loses nothing: the next run finds
+# the file and takes the value from it instead of minting again (NetBird answers /api/setup
+# only once). The file goes once the value is in the state file.
+mint_once() { # $1: record name, $2: jq filter for the value, rest: api arguments → MINTED
+  local -
+  set +x
+  local record="$DATA/.minted-$1.json"
+  if ! jq -e "$2 | strings" "$record" >/dev/null 2>&1; then
+    if ! (umask 077 && api "${@:3}" >"$record"); then
+      rm -f "$record"
+      return 1
+    fi
+  fi
+  MINTED=$(jq -r "$2 // empty" "$record")
+  [[ -n $MINTED ]]
+}
+
+forget_minted() { rm -f "$DATA/.minted-$1.json"; }

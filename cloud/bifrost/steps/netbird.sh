@@ -1,0 +1,191 @@
+# shellcheck shell=bash
+# Sourced by bootstrap.sh: the steps of NetBird in bootstrap.graph (netbird-store-key,
+# netbird-config, netbird-server, netbird-dashboard, netbird-setup, netbird-tokens, netbird-idp,
+# netbird-proxy, netbird-agent).
+
+step_netbird_store_key() {
+  local -
+  set +x
+  local record="$DATA/netbird/.store-key.hmac"
+  fingerprint_of NB_DATA_STORE_KEY
+  if [[ ! -f $record ]]; then
+    mkdir -p "$DATA/netbird"
+    write_atomically "$record" 0600 "$FINGERPRINT"
+    STEP_NOTE="fingerprint recorded"
+    return 0
+  fi
+  [[ $(<"$record") == "$FINGERPRINT" ]] || die "NB_DATA_STORE_KEY no longer matches the key NetBird's existing database" \
+    "in $DATA/netbird was encrypted with; netbird-server was not started and nothing was changed." \
+    "To recover, restore the previous NB_DATA_STORE_KEY in secrets/bootstrap.sops.yaml and run 'just core hetzner up' again;" \
+    "or, to start over, delete $DATA/netbird (this loses every peer, setup key and policy) and run it again."
+  STEP_NOTE="matches"
+}
+
+# Each placeholder (a dollar sign and a NAME in braces) is replaced, in one left-to-right
+# pass, by the value of NAME from the env files, escaped for the YAML single-quoted scalar it
+# stands in: a value is never re-scanned, so no character in it is special.
+step_netbird_config() {
+  local -
+  set +x
+  local rest out="" placeholder value tmp placeholder_re='\$\{([A-Za-z_][A-Za-z0-9_]*)\}'
+  rest=$(<netbird/config.yaml.tmpl)
+  while [[ $rest =~ $placeholder_re ]]; do
+    placeholder=${BASH_REMATCH[0]}
+    [[ -v "CONF[${BASH_REMATCH[1]}]" ]] ||
+      die "netbird/config.yaml.tmpl uses ${BASH_REMATCH[1]}, which neither .env nor .secrets.env defines"
+    value=${CONF[${BASH_REMATCH[1]}]}
+    out+=${rest%%"$placeholder"*}${value//\'/\'\'}
+    rest=${rest#*"$placeholder"}
+  done
+  out+=$rest$'\n'
+  mkdir -p "${NETBIRD_CONFIG%/*}"
+  rm -f "$NETBIRD_CONFIG".??????
+  tmp=$(mktemp "$NETBIRD_CONFIG.XXXXXX")
+  chmod 0600 "$tmp"
+  printf '%s' "$out" >"$tmp"
+  if [[ -f $NETBIRD_CONFIG ]] && cmp -s "$tmp" "$NETBIRD_CONFIG"; then
+    rm -f "$tmp"
+    STEP_NOTE="unchanged"
+    return 0
+  fi
+  : >"$NETBIRD_RESTART_PENDING"
+  mv -f "$tmp" "$NETBIRD_CONFIG"
+  STEP_NOTE="changed"
+}
+
+netbird_pat() {
+  local -
+  set +x
+  local pat
+  pat=$(state_get .netbird.pat)
+  [[ -n $pat ]] || die "no NetBird PAT in $STATE_FILE"
+  printf 'Token %s' "$pat"
+}
+
+# First boot: the owner (NB_OWNER_EMAIL / NB_OWNER_PASSWORD) and a PAT from POST /api/setup
+# (management/server/instance/setup_service.go; PAT only with NB_SETUP_PAT_ENABLED=true). It
+# answers once: 412 once an owner exists, so a server on the old volume must find the PAT in
+# the state file instead. GET /api/instance says whether setup is still required.
+step_netbird_setup() {
+  local -
+  set +x
+  local instance body recovered=""
+  instance=$(api_until "NetBird's API (GET /api/instance)" GET "$NETBIRD_API/api/instance" "")
+  if [[ -n $(state_get .netbird.pat) ]]; then
+    forget_minted setup
+    renew_netbird_pat
+    return 0
+  fi
+  if jq -e '.personal_access_token | strings' "$DATA/.minted-setup.json" >/dev/null 2>&1; then recovered=1; fi
+  if [[ -z $recovered ]]; then
+    jq -e '.setup_required == true' <<<"$instance" >/dev/null ||
+      die "NetBird already has an owner but $STATE_FILE holds no PAT for it: the bootstrap cannot act for NetBird." \
+        "Create a personal access token for the owner in NetBird's dashboard and store it in $STATE_FILE" \
+        "as .netbird.pat (with .netbird.user_id), or start NetBird over by deleting $DATA/netbird."
+  fi
+  body=$(EMAIL=${CONF[NB_OWNER_EMAIL]} PASSWORD=${CONF[NB_OWNER_PASSWORD]} DAYS=$PAT_DAYS jq -n \
+    '{email: env.EMAIL, password: env.PASSWORD, name: "Bifrost owner", create_pat: true, pat_expire_in: (env.DAYS | tonumber)}')
+  mint_once setup .personal_access_token POST "$NETBIRD_API/api/setup" "" "$body" ||
+    die "NetBird's POST /api/setup gave no PAT: is NB_SETUP_PAT_ENABLED=true set for netbird-server?"
+  state_set .netbird.user_id "$(jq -r '.user_id' "$DATA/.minted-setup.json")"
+  state_set .netbird.pat_expires "$(($(date +%s) + PAT_DAYS * 86400))"
+  state_set .netbird.pat "$MINTED"
+  forget_minted setup
+  STEP_NOTE="owner created, PAT stored${recovered:+ (recovered from an interrupted run)}"
+}
+
+# POST /api/users/{id}/tokens with the current PAT (management/server/http/handlers/users/pat_handler.go).
+renew_netbird_pat() {
+  local -
+  set +x
+  local expires user_id response body
+  expires=$(state_get .netbird.pat_expires)
+  if [[ -n $expires ]] && ((expires - $(date +%s) > PAT_RENEW_DAYS * 86400)); then
+    STEP_NOTE="set up before, PAT valid"
+    return 0
+  fi
+  user_id=$(state_get .netbird.user_id)
+  body=$(DAYS=$PAT_DAYS jq -n '{name: "bifrost-bootstrap", expires_in: (env.DAYS | tonumber)}')
+  response=$(api POST "$NETBIRD_API/api/users/$user_id/tokens" "$(netbird_pat)" "$body") || die "renewing NetBird's PAT failed"
+  state_set .netbird.pat "$(jq -r '.plain_token' <<<"$response")"
+  state_set .netbird.pat_expires "$(($(date +%s) + PAT_DAYS * 86400))"
+  STEP_NOTE="set up before, PAT renewed"
+}
+
+# A proxy token and a reusable setup key for the edge's own services, minted through NetBird's
+# API when SOPS has none (reverseproxy/proxytoken/handler.go; setup_keys/setupkeys_handler.go:
+# expires_in 0 = never). A SOPS value always wins; a minted one is kept in the state file.
+step_netbird_tokens() {
+  local -
+  set +x
+  local notes=()
+  if has_value NB_PROXY_TOKEN; then
+    notes+=("proxy token from SOPS")
+  elif [[ -n $(state_get .netbird.proxy_token) ]]; then
+    notes+=("proxy token minted before")
+  else
+    mint_once proxy-token .plain_token POST "$NETBIRD_API/api/reverse-proxies/proxy-tokens" "$(netbird_pat)" \
+      '{"name": "bifrost-proxy", "expires_in": 0}' || die "minting a proxy token through NetBird's API failed"
+    state_set .netbird.proxy_token "$MINTED"
+    notes+=("proxy token minted")
+  fi
+  forget_minted proxy-token
+  if has_value NB_BIFROST_SETUP_KEY; then
+    notes+=("setup key from SOPS")
+  elif [[ -n $(state_get .netbird.setup_key) ]]; then
+    notes+=("setup key minted before")
+  else
+    mint_once setup-key .key POST "$NETBIRD_API/api/setup-keys" "$(netbird_pat)" \
+      '{"name": "bifrost", "type": "reusable", "expires_in": 0, "auto_groups": [], "usage_limit": 0, "ephemeral": false}' ||
+      die "minting a setup key through NetBird's API failed"
+    state_set .netbird.setup_key "$MINTED"
+    notes+=("setup key minted")
+  fi
+  forget_minted setup-key
+  STEP_NOTE=$(IFS=,; printf '%s' "${notes[*]}")
+  STEP_NOTE=${STEP_NOTE//,/, }
+}
+
+# Authentik as an upstream identity provider of NetBird's embedded IdP, update-or-create by
+# issuer and never deleted (user ids hang on the connector: management/server/
+# identity_provider.go). NetBird fetches the issuer's discovery document over the public
+# name, so this retries until auth.<domain> answers with a valid certificate. The secret is
+# never read back (the API does not return it): a keyed fingerprint in the state file says
+# whether NetBird has the current one.
+step_netbird_idp() {
+  local -
+  set +x
+  local issuer existing id body
+  issuer=$(authentik_issuer)
+  fingerprint_of NB_AUTHENTIK_CLIENT_SECRET
+  existing=$(api_until "listing NetBird's identity providers" GET "$NETBIRD_API/api/identity-providers" "$(netbird_pat)")
+  id=$(ISSUER=$issuer jq -r 'map(select(.issuer == env.ISSUER)) | first | .id // empty' <<<"$existing")
+  if [[ -n $id && $(state_get .netbird.idp_secret_fingerprint) == "$FINGERPRINT" ]]; then
+    STEP_NOTE="registered, unchanged"
+    return 0
+  fi
+  body=$(ISSUER=$issuer SECRET=${CONF[NB_AUTHENTIK_CLIENT_SECRET]} jq -n \
+    '{type: "authentik", name: "Authentik", issuer: env.ISSUER, client_id: "netbird", client_secret: env.SECRET}')
+  if [[ -n $id ]]; then
+    api_until "updating Authentik in NetBird's identity providers" PUT "$NETBIRD_API/api/identity-providers/$id" "$(netbird_pat)" "$body" >/dev/null
+    STEP_NOTE="updated"
+  else
+    id=$(api_until "registering Authentik in NetBird's identity providers" POST "$NETBIRD_API/api/identity-providers" "$(netbird_pat)" "$body" | jq -r '.id')
+    STEP_NOTE="registered"
+  fi
+  state_set .netbird.idp_id "$id"
+  state_set .netbird.idp_secret_fingerprint "$FINGERPRINT"
+}
+
+step_netbird_dashboard() { start_services netbird-dashboard; }
+step_netbird_proxy() { start_services netbird-proxy; }
+step_netbird_agent() { start_services netbird-agent; }
+
+step_netbird_server() {
+  if [[ -e $NETBIRD_RESTART_PENDING ]] && [[ -n $(compose ps --all --quiet netbird-server) ]]; then
+    compose restart netbird-server >/dev/null
+    STEP_NOTE="restarted for the new config"
+  fi
+  start_services netbird-server
+  rm -f "$NETBIRD_RESTART_PENDING"
+}

@@ -1,0 +1,420 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
+import { Bifrost, canarySecrets, composeStep } from "../../docker-double/harness";
+import { bifrostPerTest } from "../../docker-double/perTest";
+
+const bifrost = bifrostPerTest();
+
+
+function expectNoCanary(b: Bifrost, ...outputs: string[]): void {
+  const values = Object.values(b.secrets).filter((v): v is string => !!v);
+  expect(values.length).toBeGreaterThan(0);
+  for (const output of outputs) for (const value of values) expect(output).not.toContain(value);
+}
+
+describe("bootstrap.sh in the docker double", () => {
+  it("follows the step graph: independent services start together, Authentik and NetBird meet at the IdP registration", async () => {
+    const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
+    // Long enough that a service started in sequence would show: every first-wave `up` is
+    // issued before the first of them can be healthy.
+    b.double.configure({ delaysMs: { traefik: 300, "authentik-postgres": 300, "netbird-server": 300, "netbird-dashboard": 300 } });
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    expect(b.double.calls[0]).toBe("compose version");
+    expect(composeStep(b.double.calls[1])).toBe("pull");
+    const at = (call: string) => {
+      const i = b.double.calls.findIndex((c) => composeStep(c) === call || c === call);
+      expect(i, call).toBeGreaterThan(-1);
+      return i;
+    };
+    const firstWave = ["up traefik", "up authentik-postgres", "up netbird-server", "up netbird-dashboard"].map(at);
+    const psql = b.double.calls.findIndex((c) => c.startsWith("exec -i authentik-postgres psql"));
+    for (const i of firstWave) expect(i).toBeLessThan(psql);
+    // The Authentik branch, in order.
+    expect(psql).toBeLessThan(at("up authentik-server authentik-worker"));
+    expect(at("up authentik-server authentik-worker")).toBeLessThan(at("exec -i authentik-server ak shell"));
+    expect(at("exec -i authentik-server ak shell")).toBeLessThan(at("exec authentik-server ak apply_blueprint /blueprints/custom/netbird.yaml"));
+    // Both branches before the IdP registration, which comes before proxy and agent.
+    const api = b.double.netbird.api.calls;
+    expect(api.indexOf("POST /api/setup")).toBeGreaterThan(-1);
+    expect(api.indexOf("POST /api/setup")).toBeLessThan(api.indexOf("POST /api/identity-providers"));
+    expect(b.double.authentik.api.calls[0]).toBe("GET /api/v3/providers/oauth2/?client_id=netbird");
+    const lines = r.stdout.split("\n");
+    const line = (step: string) => lines.findIndex((l) => l.startsWith(`[bootstrap] step ${step}: ok`));
+    expect(line("netbird-idp")).toBeGreaterThan(line("authentik-blueprint"));
+    expect(line("netbird-idp")).toBeGreaterThan(line("netbird-setup"));
+    for (const s of ["netbird-proxy", "netbird-agent"]) expect(line(s)).toBeGreaterThan(line("netbird-idp"));
+    // Every image is pulled before the first container starts.
+    expect(b.double.eventsOf("pull").map((e) => e.service).sort()).toEqual(Object.keys(parseYaml(b.read("docker-compose.yml")).services).sort());
+    expect(b.double.tokens.get("netbird-mgmt-token")).toEqual({ user: "akadmin", key: b.secrets.AUTHENTIK_TOKEN, intent: "api", expiring: false });
+    for (const name of b.double.containers.keys()) expect(b.double.healthOf(name)).toBe("healthy");
+    // One log line per step of the graph (and the pre-flight), each with its duration.
+    const stepLines = lines.filter((l) => l.startsWith("[bootstrap] step "));
+    expect(stepLines.length).toBe(1 + b.read("bootstrap.graph").split("\n").filter((l) => l.trim() && !l.startsWith("#")).length);
+    for (const l of stepLines) expect(l).toMatch(/: ok.*\(\d+\.\d\ds\)$/);
+    expect(r.stderr).not.toMatch(/variable is not set/);
+    expectNoCanary(b, r.stdout, r.stderr);
+  });
+
+  it("converges NetBird and Authentik: provider and application from the blueprint, NetBird set up once, Authentik registered once", async () => {
+    const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    const domain = b.settings.domain;
+    expect(b.double.authentik.providers.get("netbird")).toMatchObject({
+      client_type: "confidential",
+      client_id: "netbird",
+      client_secret: b.secrets.NB_AUTHENTIK_CLIENT_SECRET,
+      redirect_uris: [{ matching_mode: "strict", url: `https://netbird.${domain}/oauth2/callback` }],
+    });
+    expect(b.double.authentik.applications.get("netbird")?.provider).toBe(b.double.authentik.providers.get("netbird")?.pk);
+    const store = b.double.netbird.store();
+    expect(b.double.netbird.setupCalls).toBe(1);
+    expect(store.owner?.email).toBe("owner@example.test");
+    expect(store.identityProviders).toEqual([
+      expect.objectContaining({ type: "authentik", issuer: `https://auth.${domain}/application/o/netbird/`, client_id: "netbird", client_secret: b.secrets.NB_AUTHENTIK_CLIENT_SECRET }),
+    ]);
+    const state = b.state();
+    expect(state.netbird.idp_id).toBe(store.identityProviders[0].id);
+    expect(store.pats.map((p) => p.token)).toContain(state.netbird.pat);
+    // The state file is the bootstrap's, on the data root, readable by root only.
+    expect(fs.statSync(path.join(b.data, "bootstrap-state.json")).mode & 0o777).toBe(0o600);
+    expect(r.stdout).toContain("step netbird-setup: ok, owner created, PAT stored");
+    expect(r.stdout).toContain("step netbird-idp: ok, registered");
+    expectNoCanary(b, r.stdout, r.stderr, JSON.stringify(b.double.calls), JSON.stringify(b.double.netbird.api.calls));
+    for (const value of [state.netbird.pat]) expect(r.stdout + r.stderr).not.toContain(value);
+  });
+
+  it("mints a proxy token and a setup key through NetBird when SOPS has none, and keeps them", async () => {
+    const b = await bifrost();
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("step netbird-tokens: ok, proxy token minted, setup key minted");
+    const { proxy_token, setup_key } = b.state().netbird;
+    expect(proxy_token).toMatch(/^nbx_[A-Za-z0-9]{36}$/);
+    expect(b.double.netbird.store().setupKeys).toEqual([expect.objectContaining({ key: setup_key, type: "reusable", expires_in: 0 })]);
+    // They reach their containers through Compose's environment, never through a file of Pulumi's.
+    expect(b.double.containers.get("netbird-proxy")?.config.environment.NB_PROXY_TOKEN).toBe(proxy_token);
+    expect(b.double.containers.get("netbird-agent")?.config.environment.NB_SETUP_KEY).toBe(setup_key);
+    expect(b.read(".secrets.env")).not.toContain(proxy_token);
+    expect(r.stdout + r.stderr).not.toContain(proxy_token);
+    expect(r.stdout + r.stderr).not.toContain(setup_key);
+    const events = b.double.events.length;
+    const again = await b.run();
+    expect(again.stdout).toContain("step netbird-tokens: ok, proxy token minted before, setup key minted before");
+    expect(b.double.netbird.store().proxyTokens).toHaveLength(1);
+    expect(b.double.events.slice(events).filter((e) => ["create", "recreate", "restart"].includes(e.kind))).toEqual([]);
+  });
+
+  it("a SOPS token wins over a minted one, and taking it out falls back to the minted one", async () => {
+    const b = await bifrost();
+    expect((await b.run()).code).toBe(0);
+    const minted = b.state().netbird.proxy_token;
+    const fromSops = canarySecrets({ optional: true }).NB_PROXY_TOKEN!;
+    b.rotate("NB_PROXY_TOKEN", fromSops);
+    let events = b.double.events.length;
+    const withSops = await b.run();
+    expect(withSops.code, withSops.stderr).toBe(0);
+    expect(withSops.stdout).toContain("proxy token from SOPS");
+    expect(b.double.containers.get("netbird-proxy")?.config.environment.NB_PROXY_TOKEN).toBe(fromSops);
+    expect(b.double.events.slice(events).filter((e) => e.kind === "recreate").map((e) => e.service)).toEqual(["netbird-proxy"]);
+    const { NB_PROXY_TOKEN: _removed, ...rest } = b.secrets;
+    b.secrets = rest;
+    b.writeEnvFiles();
+    events = b.double.events.length;
+    const without = await b.run();
+    expect(without.code, without.stderr).toBe(0);
+    expect(b.double.containers.get("netbird-proxy")?.config.environment.NB_PROXY_TOKEN).toBe(minted);
+    expect(b.double.events.slice(events).filter((e) => e.kind === "recreate").map((e) => e.service)).toEqual(["netbird-proxy"]);
+  });
+
+  it("a new server on the old volume changes nothing and never calls /api/setup again", async () => {
+    const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
+    expect((await b.run()).code).toBe(0);
+    const before = { state: b.state(), store: b.double.netbird.store() };
+    const fresh = await bifrost({ secrets: b.secrets, dataFrom: b });
+    const r = await fresh.run();
+    expect(r.code, r.stderr).toBe(0);
+    expect(fresh.double.netbird.setupCalls).toBe(0);
+    expect(fresh.double.netbird.api.calls).not.toContain("POST /api/setup");
+    expect({ state: fresh.state(), store: fresh.double.netbird.store() }).toEqual(before);
+    expect(r.stdout).toContain("step netbird-setup: ok, set up before, PAT valid");
+    expect(r.stdout).toContain("step netbird-idp: ok, registered, unchanged");
+  });
+
+  it("an interruption after NetBird answered /api/setup loses nothing: the recorded answer is picked up, setup is not called again", async () => {
+    const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
+    expect((await b.run()).code).toBe(0);
+    const state = b.state();
+    // As the run leaves it when killed after curl wrote NetBird's answer, before the state file had the PAT.
+    const { pat, user_id } = state.netbird;
+    fs.writeFileSync(path.join(b.data, ".minted-setup.json"), JSON.stringify({ user_id, email: "owner@example.test", personal_access_token: pat }), { mode: 0o600 });
+    const { pat: _p, user_id: _u, pat_expires: _e, ...rest } = state.netbird;
+    fs.writeFileSync(path.join(b.data, "bootstrap-state.json"), JSON.stringify({ ...state, netbird: rest }));
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("step netbird-setup: ok, owner created, PAT stored (recovered from an interrupted run)");
+    expect(b.double.netbird.setupCalls).toBe(1);
+    expect(b.state().netbird.pat).toBe(pat);
+    expect(fs.existsSync(path.join(b.data, ".minted-setup.json"))).toBe(false);
+  });
+
+  it("an owner without a stored PAT or a recorded answer stops with what to do, and changes nothing", async () => {
+    const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
+    expect((await b.run()).code).toBe(0);
+    const state = b.state();
+    const { pat: _p, ...rest } = state.netbird;
+    fs.writeFileSync(path.join(b.data, "bootstrap-state.json"), JSON.stringify({ ...state, netbird: rest }));
+    const r = await b.run();
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("NetBird already has an owner but");
+    expect(r.stderr).toContain("Create a personal access token for the owner in NetBird's dashboard");
+    expect(b.double.netbird.setupCalls).toBe(1);
+  });
+
+  it("a rotated OAuth2 client secret reaches both sides: Authentik by the blueprint, NetBird by an update of the same IdP", async () => {
+    const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
+    expect((await b.run()).code).toBe(0);
+    const idp = b.double.netbird.store().identityProviders[0];
+    const rotated = "rotatedClientSecret0123456789abcdefABCDEF0123456789abcdefABCDEF01";
+    b.rotate("NB_AUTHENTIK_CLIENT_SECRET", rotated);
+    const events = b.double.events.length;
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    expect(b.double.authentik.providers.get("netbird")?.client_secret).toBe(rotated);
+    expect(b.double.netbird.store().identityProviders).toEqual([{ ...idp, client_secret: rotated }]);
+    expect(b.double.netbird.api.calls).toContain(`PUT /api/identity-providers/${idp.id}`);
+    expect(r.stdout).toContain("step netbird-idp: ok, updated");
+    expect(b.double.events.slice(events).filter((e) => ["create", "recreate", "restart"].includes(e.kind)).map((e) => e.service)).toEqual(["authentik-server", "authentik-worker"]);
+    expect(r.stdout + r.stderr).not.toContain(rotated);
+  });
+
+  it("retries the IdP registration while NetBird cannot reach Authentik's issuer yet", async () => {
+    const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
+    b.double.netbird.issuerUnreachableCalls = 3;
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    expect(b.double.netbird.api.calls.filter((c) => c === "POST /api/identity-providers")).toHaveLength(4);
+    expect(b.double.netbird.store().identityProviders).toHaveLength(1);
+  });
+
+  it("gives up on the IdP registration after the timeout with the last error, and starts neither proxy nor agent", async () => {
+    const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
+    b.double.netbird.issuerUnreachableCalls = Infinity;
+    const r = await b.run({ env: { BIFROST_WAIT_TIMEOUT: "1" } });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("last error: curl: (22) The requested URL returned error: 422");
+    expect(r.stderr).toMatch(/registering Authentik in NetBird's identity providers did not succeed within 1s/);
+    expect(r.stderr).toContain("step netbird-idp: FAILED");
+    expect(b.double.netbird.store().identityProviders).toEqual([]);
+    expect(b.double.containers.has("netbird-proxy")).toBe(false);
+    expect(b.double.containers.has("netbird-agent")).toBe(false);
+  });
+
+  it("re-runs on a healthy stack without changing anything", async () => {
+    const b = await bifrost();
+    expect((await b.run()).code).toBe(0);
+    const template = b.read("netbird/config.yaml.tmpl");
+    const first = b.endState();
+    const events = b.double.events.length;
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    expect(b.endState()).toEqual(first);
+    expect(b.read("netbird/config.yaml.tmpl")).toBe(template);
+    expect(fs.readFileSync(path.join(b.dir, "netbird/config.yaml.tmpl"), "utf8")).toBe(fs.readFileSync(path.join(__dirname, "../../../cloud/bifrost/netbird/config.yaml.tmpl"), "utf8"));
+    // Each run pulls, re-reads the minted token and re-applies the blueprint; nothing else happens.
+    expect(b.double.events.slice(events).filter((e) => !["pull", "token-unchanged", "blueprint"].includes(e.kind))).toEqual([]);
+    expect(b.double.netbird.setupCalls).toBe(1);
+    expect(fs.statSync(b.netbirdConfigPath).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(path.join(b.dir, ".secrets.env")).mode & 0o777).toBe(0o600);
+  });
+
+  it("follows a rotated AUTHENTIK_TOKEN: the minted token's key is updated, NetBird is not touched", async () => {
+    const b = await bifrost();
+    expect((await b.run()).code).toBe(0);
+    const before = b.readNetbirdConfig();
+    const events = b.double.events.length;
+    b.rotate("AUTHENTIK_TOKEN", "rotatedAUTHENTIKTOKEN0123456789abcdef");
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    expect(b.double.tokens.get("netbird-mgmt-token")?.key).toBe("rotatedAUTHENTIKTOKEN0123456789abcdef");
+    expect(b.double.events.slice(events).map((e) => `${e.kind} ${e.service}`).filter((e) => !e.startsWith("pull") && !e.startsWith("blueprint"))).toEqual([
+      "recreate authentik-server",
+      "recreate authentik-worker",
+      "token-update authentik-server",
+    ]);
+    // NetBird's combined server reads no idpManager: nothing of Authentik's token is in its config.
+    expect(b.readNetbirdConfig()).toBe(before);
+    expectNoCanary(b, r.stdout, r.stderr);
+  });
+
+  it("a rotated AUTHENTIK_BOOTSTRAP_PASSWORD becomes akadmin's password; an unchanged one costs no ak shell", async () => {
+    const b = await bifrost();
+    const first = await b.run();
+    expect(first.code, first.stderr).toBe(0);
+    // Authentik's bootstrap blueprint set it at the first start already.
+    expect(first.stdout).toContain("step authentik-admin: ok, akadmin's password unchanged");
+    expect(b.double.adminPassword).toBe(b.secrets.AUTHENTIK_BOOTSTRAP_PASSWORD);
+    const rotated = "rotated akadmin password #1 $x";
+    b.rotate("AUTHENTIK_BOOTSTRAP_PASSWORD", rotated);
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("step authentik-admin: ok, akadmin's password set");
+    expect(b.double.adminPassword).toBe(rotated);
+    expect(r.stdout + r.stderr).not.toContain(rotated);
+    const shells = b.double.calls.filter((c) => c === "exec -i authentik-server ak shell").length;
+    const again = await b.run();
+    expect(again.stdout).toContain("step authentik-admin: ok, unchanged");
+    expect(b.double.calls.filter((c) => c === "exec -i authentik-server ak shell").length).toBe(shells + 1);
+  });
+
+  it("never writes the env files Pulumi owns", async () => {
+    const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
+    const before = { env: b.read(".env"), secrets: b.read(".secrets.env") };
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    expect({ env: b.read(".env"), secrets: b.read(".secrets.env") }).toEqual(before);
+    expect(before.secrets).not.toMatch(/NB_IDP_MGMT_TOKEN/);
+  });
+
+  it("creates the bind-mounted directories of uid-1000 images owned by 1000:1000 before anything starts", async () => {
+    const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    for (const dir of ["authentik/media", "netbird-proxy/certs"]) {
+      const st = fs.statSync(path.join(b.data, dir));
+      expect([dir, st.uid, st.gid]).toEqual([dir, 1000, 1000]);
+    }
+    const lines = r.stdout.split("\n");
+    const dirs = lines.findIndex((l) => l.startsWith("[bootstrap] step data-dirs: ok, owner set to 1000:1000: authentik/media netbird-proxy/certs"));
+    expect(dirs).toBeGreaterThan(-1);
+    expect(dirs).toBeLessThan(lines.findIndex((l) => l.startsWith("[bootstrap] step pull:")));
+    // A root-owned directory left by an earlier Docker (which creates missing bind sources as root) is fixed.
+    fs.chownSync(path.join(b.data, "authentik/media"), 0, 0);
+    const again = await b.run();
+    expect(again.stdout).toContain("step data-dirs: ok, owner set to 1000:1000: authentik/media (");
+    expect(fs.statSync(path.join(b.data, "authentik/media")).uid).toBe(1000);
+    expect((await b.run()).stdout).toContain("step data-dirs: ok, unchanged (");
+  });
+
+  it("retries ak shell while Django starts", async () => {
+    const b = await bifrost();
+    b.double.configure({ akFailures: 3 });
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    // Four tries of the token, then one for akadmin's password.
+    expect(b.double.calls.filter((c) => c === "exec -i authentik-server ak shell")).toHaveLength(5);
+    expect(r.stdout).toContain("step authentik-token: ok, attempt 4");
+  });
+
+  it("gives up minting after a bounded number of attempts and shows ak shell's error", async () => {
+    const b = await bifrost();
+    b.double.configure({ akFailures: 100 });
+    const r = await b.run({ env: { BIFROST_MINT_ATTEMPTS: "3" } });
+    expect(r.code).not.toBe(0);
+    expect(b.double.calls.filter((c) => c === "exec -i authentik-server ak shell")).toHaveLength(3);
+    expect(r.stderr).toContain("the database system is starting up");
+    expect(r.stderr).toMatch(/could not mint the Authentik API token .* after 3 attempts/);
+    // The NetBird branch went on, but nothing that needs both branches started.
+    expect(b.double.netbird.store().identityProviders).toEqual([]);
+    expect(b.double.containers.has("netbird-proxy")).toBe(false);
+  });
+
+  it("on a health timeout exits non-zero, names the service and shows its last log lines", async () => {
+    const b = await bifrost();
+    b.double.configure({ neverHealthy: ["authentik-worker"] });
+    const r = await b.run({ env: { BIFROST_WAIT_TIMEOUT: "1" } });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("last 50 log lines of authentik-worker:");
+    expect(r.stderr).toContain("authentik-worker  | authentik-worker still starting");
+    expect(r.stderr).not.toContain("last 50 log lines of authentik-server:");
+    expect(r.stderr).toMatch(/ERROR: authentik-worker did not become healthy within 1s/);
+    expect(r.stderr).toContain("step authentik: FAILED");
+    expect(r.stderr).toContain("step(s) failed: authentik");
+    expect(b.double.netbird.store().identityProviders).toEqual([]);
+    expect(b.double.containers.has("netbird-agent")).toBe(false);
+    expectNoCanary(b, r.stdout, r.stderr);
+  });
+
+  it("reports every missing required secret at once and starts nothing", async () => {
+    const secrets = canarySecrets();
+    const b = await bifrost({ secrets: { ...secrets, NB_RELAY_SECRET: "", CLOUDFLARE_API_TOKEN: undefined } });
+    const r = await b.run();
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/required secrets missing or empty in \.env\/\.secrets\.env: .*CLOUDFLARE_API_TOKEN.*NB_RELAY_SECRET|NB_RELAY_SECRET.*CLOUDFLARE_API_TOKEN/);
+    expect(b.double.calls).toEqual(["compose version"]);
+  });
+
+  it("refuses to run before cloud-init finished", async () => {
+    const b = await bifrost();
+    fs.rmSync(path.join(b.root, "boot-finished"));
+    const r = await b.run();
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("cloud-init has not finished");
+    expect(b.double.calls).toEqual([]);
+  });
+
+  it("prints no secret value, on success, on failure and under bash -x", async () => {
+    const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
+    const ok = await b.run({ xtrace: true });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stderr).toContain("+ "); // xtrace was really on
+    b.rotate("AUTHENTIK_POSTGRESQL_PASSWORD", "rotatedPostgresPassword-canary-0042");
+    b.double.configure({ unhealthy: ["netbird-dashboard"] });
+    const failed = await b.run({ xtrace: true });
+    expect(failed.code).not.toBe(0);
+    expect(failed.stderr).toContain("netbird-dashboard did not become healthy");
+    expectNoCanary(b, ok.stdout, ok.stderr, failed.stdout, failed.stderr);
+    expect(failed.stderr).not.toContain("rotatedPostgresPassword-canary-0042");
+  });
+
+  it("lets a concurrent second run wait for the first instead of interleaving", async () => {
+    const b = await bifrost();
+    b.double.configure({ delaysMs: { traefik: 400, "authentik-server": 400 } });
+    const [first, second] = await Promise.all([b.run(), new Promise((r) => setTimeout(r, 100)).then(() => b.run())]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toContain("another bootstrap run holds the lock; waiting");
+    // The second run's calls all come after the first run's last call.
+    const calls = b.double.calls;
+    const secondStart = calls.indexOf("compose version", 1);
+    expect(secondStart).toBeGreaterThan(0);
+    expect(calls.slice(0, secondStart).filter((c) => c === "compose version")).toHaveLength(1);
+    expect(calls.slice(0, secondStart).some((c) => composeStep(c) === "up netbird-dashboard")).toBe(true);
+  });
+
+  it("refuses after a bounded wait when the lock stays held", async () => {
+    const b = await bifrost();
+    b.double.configure({ delaysMs: { traefik: 2500 } });
+    const first = b.run();
+    await new Promise((r) => setTimeout(r, 200));
+    const second = await b.run({ env: { BIFROST_LOCK_TIMEOUT: "1" } });
+    expect(second.code).not.toBe(0);
+    expect(second.stderr).toMatch(/another bootstrap run still holds .*\.bootstrap\.lock after 1s/);
+    expect((await first).code).toBe(0);
+    expect(b.double.calls.filter((c) => c === "compose version")).toHaveLength(1);
+  });
+
+  it("renders hostile values verbatim and leaves the template untouched", async () => {
+    const hostile = ["a&b/c|d\\e$f", "x\\&y$HOME${PATH}|/", "quote'in\"side `tick` #hash", "tail\\"];
+    const secrets = canarySecrets();
+    const b = await bifrost({
+      secrets: { ...secrets, NB_RELAY_SECRET: hostile[0], NB_DATA_STORE_KEY: hostile[1], AUTHENTIK_TOKEN: hostile[2] },
+    });
+    b.settings = { ...b.settings, domain: hostile[3] };
+    b.writeEnvFiles();
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    const config = parseYaml(b.readNetbirdConfig());
+    expect(config.server.authSecret).toBe(hostile[0]);
+    expect(config.server.store.encryptionKey).toBe(hostile[1]);
+    expect(config.server.exposedAddress).toBe(`https://netbird.${hostile[3]}:443`);
+    expect(b.read("netbird/config.yaml.tmpl")).toBe(fs.readFileSync(path.join(__dirname, "../../../cloud/bifrost/netbird/config.yaml.tmpl"), "utf8"));
+    expect(config.server.auth.issuer).toBe(`https://netbird.${hostile[3]}/oauth2`);
+    // A hostile token reads back through Compose's parser unchanged and is minted as it is.
+    expect(b.double.containers.get("authentik-server")?.config.environment.AUTHENTIK_BOOTSTRAP_TOKEN).toBe(hostile[2]);
+    expect(b.double.tokens.get("netbird-mgmt-token")?.key).toBe(hostile[2]);
+  });
+});

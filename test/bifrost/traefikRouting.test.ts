@@ -1,0 +1,127 @@
+/**
+ * No exposure window for NetBird's first-boot setup: POST /api/setup needs no login, so the
+ * router that would carry it from the internet must refuse it, before and after the bootstrap
+ * has called it (over the loopback port). Routing is decided as Traefik v3 decides it: among
+ * the routers of the entry point whose rule matches, the highest priority wins, and a router
+ * without one has its rule's length as priority (Traefik docs, routing/routers "priority").
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
+import { bundleDir } from "../../components/stack/paths";
+
+const domain = "edge.example.test";
+
+interface Router {
+  rule: string;
+  entryPoints: string[];
+  service: string;
+  priority?: number;
+  middlewares?: string[];
+}
+
+/**
+ * The template's static part with the domain filled in: the `range` blocks over public
+ * services are dropped (this test is about NetBird's routes), as is every other action.
+ */
+function dynamicConfig(): { http: { routers: Record<string, Router>; middlewares: Record<string, Record<string, { sourceRange?: string[] }>> } } {
+  const template = fs.readFileSync(path.join(bundleDir, "traefik/dynamic/bifrost.yml"), "utf8");
+  const withoutRanges = template.replace(/\{\{- range[\s\S]*?\{\{- end \}\}\s*\{\{- end \}\}/g, "");
+  const text = withoutRanges
+    .replace(/\{\{ \$domain \}\}/g, domain)
+    .replace(/\{\{ regexQuoteMeta \$domain \}\}/g, domain.replace(/\./g, "\\."))
+    .replace(/\{\{ \$authentikOutpost \}\}/g, "http://authentik-server:9000")
+    .replace(/^\s*\{\{-.*\}\}\s*$/gm, "");
+  expect(text).not.toContain("{{");
+  return parseYaml(text);
+}
+
+/** Evaluates the rule matchers the file uses: Host, Path, PathPrefix, joined by &&, || and parentheses. */
+function matches(rule: string, host: string, requestPath: string): boolean {
+  const tokens = rule.match(/\w+\(`[^`]*`\)|&&|\|\||\(|\)/g) ?? [];
+  let i = 0;
+  const primary = (): boolean => {
+    const t = tokens[i++];
+    if (t === "(") {
+      const v = or();
+      i++; // ")"
+      return v;
+    }
+    const m = /^(\w+)\(`([^`]*)`\)$/.exec(t)!;
+    switch (m[1]) {
+      case "Host":
+        return host === m[2];
+      case "Path":
+        return requestPath === m[2];
+      case "PathPrefix":
+        return requestPath.startsWith(m[2]);
+      default:
+        throw new Error(`matcher ${m[1]} is not evaluated by this test`);
+    }
+  };
+  const and = (): boolean => {
+    let v = primary();
+    while (tokens[i] === "&&") {
+      i++;
+      v = primary() && v;
+    }
+    return v;
+  };
+  const or = (): boolean => {
+    let v = and();
+    while (tokens[i] === "||") {
+      i++;
+      v = and() || v;
+    }
+    return v;
+  };
+  return or();
+}
+
+function route(host: string, requestPath: string): [string, Router] {
+  const routers = Object.entries(dynamicConfig().http.routers).filter(([, r]) => r.entryPoints.includes("websecure") && matches(r.rule, host, requestPath));
+  routers.sort(([, a], [, b]) => (b.priority ?? b.rule.length) - (a.priority ?? a.rule.length));
+  expect(routers.length, `${host}${requestPath}`).toBeGreaterThan(0);
+  return routers[0];
+}
+
+/** Whether a request from `client` gets through the router's middlewares (ipAllowList only). */
+function admits(router: Router, client: string): boolean {
+  const middlewares = dynamicConfig().http.middlewares;
+  return (router.middlewares ?? []).every((name) => {
+    const allow = middlewares[name]?.ipAllowList;
+    if (!allow) return true;
+    return (allow.sourceRange ?? []).some((range) => range === `${client}/32` || range === client);
+  });
+}
+
+describe("Traefik and NetBird's first-boot setup", () => {
+  it.each(["/api/setup", "/api/setup/"])("refuses %s from any internet address", (requestPath) => {
+    const [name, router] = route(`netbird.${domain}`, requestPath);
+    expect(name).toBe("netbird-setup-blocked");
+    for (const client of ["203.0.113.50", "198.51.100.7", "10.0.0.5", "172.18.0.1"]) expect(admits(router, client)).toBe(false);
+  });
+
+  it("admits nothing but the loopback address, which no request from outside has", () => {
+    const middleware = dynamicConfig().http.middlewares["refuse-external"];
+    expect(middleware.ipAllowList.sourceRange).toEqual(["127.0.0.1/32"]);
+  });
+
+  it("still routes the rest of the API, the IdP and the dashboard", () => {
+    expect(route(`netbird.${domain}`, "/api/users")[0]).toBe("netbird-api");
+    expect(route(`netbird.${domain}`, "/api/instance")[0]).toBe("netbird-api");
+    expect(route(`netbird.${domain}`, "/oauth2/.well-known/openid-configuration")[0]).toBe("netbird-api");
+    expect(route(`netbird.${domain}`, "/peers")[0]).toBe("netbird-dashboard");
+    expect(admits(route(`netbird.${domain}`, "/api/users")[1], "203.0.113.50")).toBe(true);
+  });
+
+  it("the bootstrap calls /api/setup on the loopback port netbird-server publishes, not through Traefik", () => {
+    const runner = fs.readFileSync(path.join(bundleDir, "bootstrap.sh"), "utf8");
+    expect(runner).toMatch(/NETBIRD_API="\$\{BIFROST_NETBIRD_API:-http:\/\/127\.0\.0\.1:8081\}"/);
+    const steps = fs.readFileSync(path.join(bundleDir, "steps", "netbird.sh"), "utf8");
+    expect(steps).toContain('POST "$NETBIRD_API/api/setup" ""');
+    const compose = parseYaml(fs.readFileSync(path.join(bundleDir, "docker-compose.yml"), "utf8"));
+    expect(compose.services["netbird-server"].ports).toContain("127.0.0.1:8081:80");
+  });
+});

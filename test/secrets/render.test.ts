@@ -1,0 +1,101 @@
+/** The renderers: deterministic files that Compose and the bootstrap both read back exactly. */
+import { describe, expect, it } from "vitest";
+import { entriesIn, entriesOnVps } from "../../components/secrets/catalog";
+import { generatedHeader, quoteEnvValue, renderEnv, renderSecretsEnv, type VpsSettings } from "../../components/secrets/render";
+import { canaryValues } from "../helpers/canaries";
+import { parseEnvFile } from "../docker-double/server";
+
+/** Compose's reading of an env file (the docker double models compose-go's dotenv rules); no shell variables. */
+const parseComposeEnvFile = (text: string) => parseEnvFile(text, () => undefined);
+
+export const hostileValues = [
+  "plain",
+  "with space and trailing space ",
+  " leading space",
+  "dollar $HOME and ${HOME} and $$ and $",
+  "hash # not a comment #",
+  "single ' quote",
+  'double " quote',
+  "back\\slash and trailing backslash\\",
+  '\\" backslash then quote',
+  "\\n is not a newline, \\t not a tab, \\0123 not octal",
+  "mixed $'\"\\# all at once",
+  "`backticks` and $(command substitution) and !history",
+  "=starts with equals",
+  "ünïcödé ✓",
+];
+
+const settings: VpsSettings = {
+  domain: "edge.example.test",
+  acmeEmail: "ops@example.test",
+  netbirdOwnerEmail: "owner@example.test",
+  publicServices: [
+    { name: "grafana", upstream: "http://100.64.0.10:3000" },
+    { name: "home", upstream: "https://100.64.0.11" },
+  ],
+  dataRoot: "/var/lib/bifrost",
+  volumeDevice: "/dev/disk/by-id/scsi-0HC_Volume_4242",
+};
+
+describe("quoteEnvValue", () => {
+  it.each(hostileValues)("Compose reads back %j exactly", (value) => {
+    expect(parseComposeEnvFile(`X=${quoteEnvValue(value)}\n`).X).toBe(value);
+  });
+
+  it("refuses what one line cannot carry", () => {
+    for (const bad of ["a\nb", "a\rb", "a\0b"]) expect(() => quoteEnvValue(bad)).toThrow(/newline, carriage return or NUL/);
+  });
+
+  it("the model is strict enough to catch a missing escape", () => {
+    expect(parseComposeEnvFile('X="cost $HOME"\n').X).toBe("cost ");
+    expect(parseComposeEnvFile('X="a\\\\b"\n').X).toBe("a\\b");
+  });
+});
+
+describe("renderSecretsEnv and renderEnv", () => {
+  // SOPS and generated values: the stack renders both.
+  const secrets = canaryValues("hetzner", "render");
+
+  it("start with the generated-file header and list variables in catalog order", () => {
+    const text = renderSecretsEnv(secrets);
+    expect(text.startsWith(`${generatedHeader(".secrets.env")}\n`)).toBe(true);
+    const names = text.split("\n").filter((l) => /^[A-Z]/.test(l)).map((l) => l.split("=")[0]);
+    expect(names).toEqual(entriesIn(".secrets.env").map((e) => e.key));
+  });
+
+  it("are deterministic", () => {
+    expect(renderSecretsEnv(secrets)).toBe(renderSecretsEnv({ ...secrets }));
+    expect(renderEnv(settings, secrets)).toBe(renderEnv(settings, { ...secrets }));
+  });
+
+  it("leave out absent optional secrets", () => {
+    const optional = entriesIn(".secrets.env").filter((e) => e.optional).map((e) => e.key);
+    const without = { ...secrets };
+    for (const k of optional) delete without[k];
+    const parsed = parseComposeEnvFile(renderSecretsEnv(without));
+    for (const k of optional) expect(parsed).not.toHaveProperty(k);
+  });
+
+  it("put each secret only in its own file, and the settings in .env", () => {
+    const env = parseComposeEnvFile(renderEnv(settings, secrets));
+    const secretsEnv = parseComposeEnvFile(renderSecretsEnv(secrets));
+    for (const e of entriesIn(".env")) expect(env[e.key]).toBe(secrets[e.key]);
+    for (const e of entriesIn(".secrets.env")) expect(secretsEnv[e.key]).toBe(secrets[e.key]);
+    expect(Object.keys(secretsEnv).filter((k) => k in env)).toEqual([]);
+    expect(env).toMatchObject({
+      BIFROST_DOMAIN: settings.domain,
+      ACME_EMAIL: settings.acmeEmail,
+      BIFROST_PUBLIC_SERVICES: "grafana=http://100.64.0.10:3000 home=https://100.64.0.11",
+      BIFROST_DATA: "/var/lib/bifrost",
+      BIFROST_VOLUME_DEVICE: settings.volumeDevice,
+    });
+    expect(env.BIFROST_REQUIRED_SECRETS.split(" ").sort()).toEqual(
+      entriesOnVps().filter((e) => e.requiredFor.includes("hetzner")).map((e) => e.key).sort(),
+    );
+  });
+
+  it("round-trip hostile values through Compose's parser in either file", () => {
+    const values = Object.fromEntries(entriesIn(".secrets.env").map((e, i) => [e.key, hostileValues[i % hostileValues.length]]));
+    expect(parseComposeEnvFile(renderSecretsEnv(values))).toMatchObject(values);
+  });
+});
