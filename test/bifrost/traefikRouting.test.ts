@@ -116,6 +116,16 @@ describe("Traefik and NetBird's first-boot setup", () => {
     expect(admits(route(`netbird.${domain}`, "/api/users")[1], "203.0.113.50")).toBe(true);
   });
 
+  // A prefix rule would swallow a sibling path: the dashboard's setup-key calls must pass.
+  it.each(["/api/setup-keys", "/api/setup-keys/", "/api/setup-keys/d2b5a5c0-1f9e-4c53-9a0f-3f1d2c4b5a6e", "/api/setupx", "/api/users"])(
+    "routes %s to NetBird's API for any internet address",
+    (requestPath) => {
+      const [name, router] = route(`netbird.${domain}`, requestPath);
+      expect(name).toBe("netbird-api");
+      expect(admits(router, "203.0.113.50")).toBe(true);
+    },
+  );
+
   it("the bootstrap calls /api/setup on the loopback port netbird-server publishes, not through Traefik", () => {
     const runner = fs.readFileSync(path.join(bundleDir, "bootstrap.sh"), "utf8");
     expect(runner).toMatch(/NETBIRD_API="\$\{BIFROST_NETBIRD_API:-http:\/\/127\.0\.0\.1:8081\}"/);
