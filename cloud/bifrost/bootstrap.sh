@@ -25,8 +25,8 @@ readonly FSTAB="${BIFROST_FSTAB:-/etc/fstab}"
 readonly CLOUD_INIT_MARKER="${BIFROST_CLOUD_INIT_MARKER:-/var/lib/cloud/instance/boot-finished}"
 readonly WAIT_TIMEOUT="${BIFROST_WAIT_TIMEOUT:-300}"
 readonly LOCK_TIMEOUT="${BIFROST_LOCK_TIMEOUT:-900}"
-readonly MINT_ATTEMPTS="${BIFROST_MINT_ATTEMPTS:-60}"
-readonly MINT_RETRY_DELAY="${BIFROST_MINT_RETRY_DELAY:-1}"
+readonly TOKEN_ATTEMPTS="${BIFROST_TOKEN_ATTEMPTS:-60}"
+readonly TOKEN_RETRY_DELAY="${BIFROST_TOKEN_RETRY_DELAY:-1}"
 readonly API_RETRY_DELAY="${BIFROST_API_RETRY_DELAY:-2}"
 readonly LOG_TAIL_LINES=50
 # The HTTP APIs, published on the host's loopback only (docker-compose.yml `ports`): the
@@ -49,7 +49,6 @@ NETBIRD_CONFIG=""   # $DATA/netbird-config/config.yaml, mounted into netbird-ser
 # Compose does not notice a mounted file changing: this marker survives an interruption
 # between rendering a changed config and restarting the service that reads it.
 NETBIRD_RESTART_PENDING=""
-MINTED_TOKEN=""
 MINTED=""
 FINGERPRINT_KEY=""
 CURRENT_STEP=""
@@ -126,21 +125,48 @@ source "$BOOTSTRAP_HOME/steps/netbird.sh"
 declare -A NEEDS=()  # step → the steps it needs, space-separated
 GRAPH_ORDER=()       # steps in file order
 
+# Reads every line first and reports every problem of the table at once.
 load_graph() {
-  local line step needs _starts
+  local line kind step other reason number=0 problems=()
+  local -a edges=()
   while IFS= read -r line || [[ -n $line ]]; do
+    number=$((number + 1))
     [[ -z ${line//[[:space:]]/} || $line == \#* ]] && continue
-    read -r step needs _starts <<<"$line"
-    [[ $(type -t "step_${step//-/_}") == function ]] || die "$GRAPH_FILE: step $step has no function step_${step//-/_}"
-    [[ $needs == - ]] && needs=""
-    NEEDS[$step]=${needs//,/ }
-    GRAPH_ORDER+=("$step")
+    read -r kind step other reason <<<"$line"
+    case $kind in
+      step)
+        if [[ $(type -t "step_${step//-/_}") != function ]]; then
+          problems+=("line $number: step $step has no function step_${step//-/_}")
+        elif [[ -v "NEEDS[$step]" ]]; then
+          problems+=("line $number: step $step is declared twice")
+        else
+          NEEDS[$step]=""
+          GRAPH_ORDER+=("$step")
+        fi
+        ;;
+      need)
+        if [[ -z $other ]]; then
+          problems+=("line $number: need $step names no step it waits for")
+        elif [[ -z $reason ]]; then
+          problems+=("line $number: need $step $other gives no reason (what $step consumes from $other)")
+        else
+          edges+=("$number $step $other")
+        fi
+        ;;
+      *) problems+=("line $number: starts with '$kind', not 'step' or 'need'") ;;
+    esac
   done <"$GRAPH_FILE"
-  for step in "${GRAPH_ORDER[@]}"; do
-    for needs in ${NEEDS[$step]}; do
-      [[ -v "NEEDS[$needs]" ]] || die "$GRAPH_FILE: step $step needs $needs, which is not a step"
-    done
+  for line in "${edges[@]}"; do
+    read -r number step other <<<"$line"
+    if [[ ! -v "NEEDS[$step]" ]]; then
+      problems+=("line $number: need $step: $step is not a step")
+    elif [[ ! -v "NEEDS[$other]" ]]; then
+      problems+=("line $number: $step needs $other, which is not a step")
+    else
+      NEEDS[$step]+="${NEEDS[$step]:+ }$other"
+    fi
   done
+  ((${#problems[@]} == 0)) || die "$GRAPH_FILE is not a valid step graph:$(printf '\n  %s' "${problems[@]}")"
 }
 
 # One step in a subshell of its own: a failure ends that subshell and is reported by its name.

@@ -119,13 +119,13 @@ export const catalog: readonly CatalogEntry[] = [
   },
   {
     key: "AUTHENTIK_TOKEN",
-    deliveredAs: "AUTHENTIK_BOOTSTRAP_TOKEN; the key of the Authentik API token the bootstrap mints with `ak shell`",
+    deliveredAs: "AUTHENTIK_BOOTSTRAP_TOKEN; the key of Authentik's own `authentik-bootstrap-token`, which Authentik creates at its first start; the bootstrap's only API token",
     where: [".secrets.env"],
     requiredFor: ["hetzner"],
     source: "sops",
     format: { rule: "at least 32 characters [A-Za-z0-9]", test: (v) => /^[A-Za-z0-9]{32,}$/.test(v) },
     generator: { kind: "random bytes", bytes: 32, encoding: "hex" },
-    rotation: { kind: "yes", note: "the minted token's key follows" },
+    rotation: { kind: "yes", note: "the bootstrap sets the new key on that same token and removes any other token it made: the old key stops working" },
     consumers: ["authentik-server", "authentik-worker"],
   },
   {

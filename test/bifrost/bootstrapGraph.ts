@@ -1,11 +1,18 @@
 /**
  * bootstrap.graph, the bootstrap's step table, read the way bootstrap.sh reads it (load_graph:
- * blank lines and `#` comments skipped; step, needs and starts separated by blanks, lists by
- * commas, `-` for none), plus the Compose `depends_on` edges of the services the steps start.
+ * blank lines and `#` comments skipped; `step NAME STARTS` declares a step and the Compose
+ * services it starts, a comma list or `-`; `need STEP OTHER REASON…` an edge with its reason),
+ * plus the Compose `depends_on` edges of the services the steps start.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
+
+export interface GraphEdge {
+  readonly step: string;
+  readonly needs: string;
+  readonly reason: string;
+}
 
 export interface GraphStep {
   readonly name: string;
@@ -15,15 +22,25 @@ export interface GraphStep {
 
 const list = (field: string | undefined) => (!field || field === "-" ? [] : field.split(","));
 
-export function readGraph(bundleDir: string): GraphStep[] {
+function graphLines(bundleDir: string): string[][] {
   return fs
     .readFileSync(path.join(bundleDir, "bootstrap.graph"), "utf8")
     .split("\n")
     .filter((line) => line.trim() !== "" && !line.startsWith("#"))
-    .map((line) => {
-      const [name, needs, starts] = line.trim().split(/\s+/);
-      return { name, needs: list(needs), starts: list(starts) };
-    });
+    .map((line) => line.trim().split(/\s+/));
+}
+
+export function readEdges(bundleDir: string): GraphEdge[] {
+  return graphLines(bundleDir)
+    .filter(([kind]) => kind === "need")
+    .map(([, step, needs, ...reason]) => ({ step, needs, reason: reason.join(" ") }));
+}
+
+export function readGraph(bundleDir: string): GraphStep[] {
+  const edges = readEdges(bundleDir);
+  return graphLines(bundleDir)
+    .filter(([kind]) => kind === "step")
+    .map(([, name, starts]) => ({ name, needs: edges.filter((e) => e.step === name).map((e) => e.needs), starts: list(starts) }));
 }
 
 /**
@@ -47,11 +64,18 @@ export function predecessors(bundleDir: string): Map<string, string[]> {
   );
 }
 
-/** The longest chain of step costs through the graph (a step costs its slowest service's health delay). */
-export function criticalPathMs(bundleDir: string, delaysMs: Readonly<Record<string, number>>): { ms: number; path: string[] } {
+/**
+ * The longest chain of step costs through the graph: a step costs its slowest service's health
+ * delay, plus its own work where it has a stated cost (an exec or API wait, `stepCostsMs`).
+ */
+export function criticalPathMs(
+  bundleDir: string,
+  delaysMs: Readonly<Record<string, number>>,
+  stepCostsMs: Readonly<Record<string, number>> = {},
+): { ms: number; path: string[] } {
   const steps = readGraph(bundleDir);
   const before = predecessors(bundleDir);
-  const cost = (s: GraphStep) => Math.max(0, ...s.starts.map((service) => delaysMs[service] ?? 0));
+  const cost = (s: GraphStep) => Math.max(0, ...s.starts.map((service) => delaysMs[service] ?? 0)) + (stepCostsMs[s.name] ?? 0);
   const memo = new Map<string, { ms: number; path: string[] }>();
   const finish = (name: string, seen: string[] = []): { ms: number; path: string[] } => {
     if (seen.includes(name)) throw new Error(`bootstrap.graph: cycle through ${[...seen, name].join(" → ")}`);

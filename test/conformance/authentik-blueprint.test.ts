@@ -150,6 +150,9 @@ const valid = (bp: unknown) => {
 const fullEnv: Env = { ...CANARY };
 const noGithubEnv: Env = { BIFROST_DOMAIN: CANARY.BIFROST_DOMAIN, NB_AUTHENTIK_CLIENT_SECRET: CANARY.NB_AUTHENTIK_CLIENT_SECRET };
 const byModel = (entries: Entry[], model: string) => entries.filter((e) => e.model === model);
+type RawEntry = { model: string; id?: string; attrs: Record<string, unknown> };
+const providerEntry = <E extends { model: string }>(bp: { entries: E[] }) => bp.entries.filter((e) => e.model === "authentik_providers_oauth2.oauth2provider")[0];
+const applicationEntry = <E extends { model: string }>(bp: { entries: E[] }) => bp.entries.filter((e) => e.model === "authentik_core.application")[0];
 
 describe("Authentik blueprint for NetBird against Authentik's blueprint schema", () => {
   it("the schema is Authentik's, and says which version it is", () => {
@@ -183,8 +186,8 @@ describe("Authentik blueprint for NetBird against Authentik's blueprint schema",
   });
 
   it("the !Find lookups name Authentik's default flows, signing key and openid/email/profile scopes", () => {
-    const raw = parseBlueprint(blueprintText) as { entries: { attrs: Record<string, unknown> }[] };
-    const finds = JSON.stringify(raw.entries[0].attrs);
+    const raw = parseBlueprint(blueprintText) as { entries: RawEntry[] };
+    const finds = JSON.stringify(providerEntry(raw).attrs);
     for (const needle of [
       '["slug","default-provider-authorization-implicit-consent"]',
       '["slug","default-provider-invalidation-flow"]',
@@ -200,8 +203,8 @@ describe("Authentik blueprint for NetBird against Authentik's blueprint schema",
   it("the client secret comes from the environment; no literal secret is in the file", () => {
     const [provider] = byModel(applied(load(fullEnv)), "authentik_providers_oauth2.oauth2provider");
     expect(provider.attrs.client_secret).toBe(CANARY.NB_AUTHENTIK_CLIENT_SECRET);
-    const raw = parseBlueprint(blueprintText) as { entries: { attrs: Record<string, unknown> }[] };
-    expect(raw.entries[0].attrs.client_secret).toEqual({ tag: "!Env", args: ["NB_AUTHENTIK_CLIENT_SECRET"] });
+    const raw = parseBlueprint(blueprintText) as { entries: RawEntry[] };
+    expect(providerEntry(raw).attrs.client_secret).toEqual({ tag: "!Env", args: ["NB_AUTHENTIK_CLIENT_SECRET"] });
     for (const canary of Object.values(CANARY)) expect(blueprintText).not.toContain(canary);
     // Every secret-ish attr in the file is a tag, never a scalar.
     for (const e of raw.entries) {
@@ -216,8 +219,8 @@ describe("Authentik blueprint for NetBird against Authentik's blueprint schema",
     const [app] = byModel(applied(bp), "authentik_core.application");
     expect(app.identifiers).toEqual({ slug: "netbird" });
     expect(app.attrs).toEqual({ name: "NetBird", slug: "netbird", provider: KEYOF_PK, meta_launch_url: `https://netbird.${CANARY.BIFROST_DOMAIN}` });
-    const raw = parseBlueprint(blueprintText) as { entries: { id?: string; attrs: Record<string, unknown> }[] };
-    const keyOf = raw.entries[1].attrs.provider as Tagged;
+    const raw = parseBlueprint(blueprintText) as { entries: RawEntry[] };
+    const keyOf = applicationEntry(raw).attrs.provider as Tagged;
     expect(keyOf).toEqual({ tag: "!KeyOf", args: ["netbird-provider"] });
     expect(raw.entries.find((e) => e.id === "netbird-provider")).toBeDefined();
   });
@@ -240,7 +243,28 @@ describe("Authentik blueprint for NetBird against Authentik's blueprint schema",
     // An empty variable is unset for !Env (`getenv(key) or default`).
     expect(github({ ...fullEnv, AUTHENTIK_GITHUB_SECRET: "" })).toEqual([]);
     // Provider and application never depend on GitHub.
-    expect(applied(load(noGithubEnv)).map((e) => e.model)).toEqual(["authentik_providers_oauth2.oauth2provider", "authentik_core.application"]);
+    expect(applied(load(noGithubEnv)).map((e) => e.model)).toEqual([
+      ...Array(3).fill("authentik_blueprints.metaapplyblueprint"),
+      "authentik_providers_oauth2.oauth2provider",
+      "authentik_core.application",
+    ]);
+  });
+
+  it("declares the Authentik blueprints whose objects it finds, before the entries that find them; the source flows only with the GitHub login", () => {
+    const metas = (env: Env) => byModel(applied(load(env)), "authentik_blueprints.metaapplyblueprint").map((e) => e.attrs);
+    const base = [
+      { identifiers: { name: "Default - Provider authorization flow (implicit consent)" }, required: true },
+      { identifiers: { name: "Default - Provider invalidation flow" }, required: true },
+      { identifiers: { name: "System - OAuth2 Provider - Scopes" }, required: true },
+    ];
+    expect(metas(noGithubEnv)).toEqual(base);
+    expect(metas(fullEnv)).toEqual([
+      ...base,
+      { identifiers: { name: "Default - Source authentication flow" }, required: true },
+      { identifiers: { name: "Default - Source enrollment flow" }, required: true },
+    ]);
+    const order = applied(load(fullEnv)).map((e) => e.model);
+    expect(order.lastIndexOf("authentik_blueprints.metaapplyblueprint")).toBeLessThan(order.indexOf("authentik_providers_oauth2.oauth2provider"));
   });
 
   describe("a broken blueprint fails", () => {
@@ -257,10 +281,10 @@ describe("Authentik blueprint for NetBird against Authentik's blueprint schema",
     it("a wrong attr type (client_type outside its enum, redirect_uris as a bare string)", () => {
       expect(valid(edit("client_type: confidential", "client_type: secret")).ok).toBe(false);
       const bp = load(fullEnv);
-      (bp.entries[0].attrs as Record<string, unknown>).redirect_uris = `https://netbird.${CANARY.BIFROST_DOMAIN}/oauth2/callback`;
+      (providerEntry(bp).attrs as Record<string, unknown>).redirect_uris = `https://netbird.${CANARY.BIFROST_DOMAIN}/oauth2/callback`;
       expect(valid(bp).ok).toBe(false);
       const bad = load(fullEnv);
-      (bad.entries[1].attrs as Record<string, unknown>).provider = "netbird";
+      (applicationEntry(bad).attrs as Record<string, unknown>).provider = "netbird";
       expect(valid(bad).ok).toBe(false);
     });
 

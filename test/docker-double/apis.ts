@@ -7,7 +7,7 @@
  *
  * Upstream: netbirdio/netbird v0.77.1 (79a06720b684768b421f0a54f3bb14f22704994f); Authentik
  * 2025.10 (goauthentik/authentik: authentik/blueprints/, authentik/providers/oauth2/api/,
- * authentik/core/api/applications.py).
+ * authentik/core/api/applications.py, authentik/core/api/tokens.py, authentik/api/authentication.py).
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import * as fs from "node:fs";
@@ -86,6 +86,8 @@ export interface OAuth2Provider {
   client_id: string;
   client_secret: string;
   redirect_uris: { matching_mode: string; url: string }[];
+  authorization_flow: string | null;
+  invalidation_flow: string | null;
 }
 export interface Application {
   pk: string;
@@ -106,8 +108,10 @@ export class AuthentikDouble {
   readonly applications = new Map<string, Application>();
   readonly sources = new Map<string, OAuthSource>();
   readonly api: ApiServer;
-  /** The API token keys Authentik accepts (set by `ak shell` minting in the docker double). */
-  tokenKeys: () => string[] = () => [];
+  /** Authentik's database (tokens, discovered and applied blueprint instances), from the docker double. */
+  database: () => { tokens: Record<string, { key: string; intent: string; user: string }>; discovered: string[]; applied: string[] } = () => ({ tokens: {}, discovered: [], applied: [] });
+  /** A metaapplyblueprint entry: applies the named instance if discovered, false otherwise. */
+  applyInstance: (name: string) => boolean = () => false;
   private nextPk = 1;
 
   constructor(containers: Containers) {
@@ -130,14 +134,27 @@ export class AuthentikDouble {
     const blueprint = doc.toJS() as { version: number; entries: BlueprintEntry[] };
     if (blueprint.version !== 1) return "Blueprint invalid: version";
     const ids = new Map<string, number>();
+    // authentik/blueprints/v1/importer.py validate(): the whole import runs once in a rolled-back
+    // transaction, and any entry's serializer error makes `ak apply_blueprint` print "Blueprint
+    // invalid" and exit 1 (management/commands/apply_blueprint.py).
     for (const entry of blueprint.entries) {
       if ((entry.conditions ?? []).some((c) => !truthy(c))) continue;
-      const attrs = resolveRefs(entry.attrs ?? {}, ids) as Record<string, unknown>;
+      const attrs = resolveRefs(entry.attrs ?? {}, ids, (model, field, value) => this.find(model, field, value)) as Record<string, unknown>;
       const identifiers = entry.identifiers ?? {};
       switch (entry.model) {
+        case "authentik_blueprints.metaapplyblueprint": {
+          const name = String((attrs.identifiers as Record<string, unknown> | undefined)?.name ?? "");
+          if (!this.applyInstance(name) && attrs.required !== false)
+            return `Blueprint invalid\n\tauthentik.blueprints.v1.importer: entry invalid: {'identifiers': 'Required blueprint does not exist'}: ${name}`;
+          break;
+        }
         case "authentik_providers_oauth2.oauth2provider": {
           const name = String(identifiers.name);
           const existing = this.providers.get(name);
+          // authentik/providers/oauth2/api/providers.py: both flows are required foreign keys.
+          for (const flow of ["authorization_flow", "invalidation_flow"])
+            if (attrs[flow] === null || attrs[flow] === undefined)
+              return `Blueprint invalid\n\tauthentik.blueprints.v1.importer: entry invalid: {'${flow}': ['This field may not be null.']}`;
           const provider: OAuth2Provider = {
             pk: existing?.pk ?? this.nextPk++,
             name,
@@ -145,6 +162,8 @@ export class AuthentikDouble {
             client_id: String(attrs.client_id),
             client_secret: String(attrs.client_secret),
             redirect_uris: (attrs.redirect_uris ?? []) as OAuth2Provider["redirect_uris"],
+            authorization_flow: String(attrs.authorization_flow),
+            invalidation_flow: String(attrs.invalidation_flow),
           };
           this.providers.set(name, provider);
           if (entry.id) ids.set(entry.id, provider.pk);
@@ -173,15 +192,52 @@ export class AuthentikDouble {
     return "";
   }
 
+  /**
+   * `!Find [model, [field, value]]`: the pk of the first match, or None (authentik/blueprints/v1/
+   * common.py Find). Flows and scope mappings exist once the blueprint instance that makes them
+   * was applied; the self-signed certificate from authentik-server's first start on.
+   */
+  private find(model: string, field: string, value: string): string | null {
+    const madeBy: Record<string, string> = {
+      "authentik_flows.flow slug default-provider-authorization-implicit-consent": "Default - Provider authorization flow (implicit consent)",
+      "authentik_flows.flow slug default-provider-invalidation-flow": "Default - Provider invalidation flow",
+      "authentik_flows.flow slug default-source-authentication": "Default - Source authentication flow",
+      "authentik_flows.flow slug default-source-enrollment": "Default - Source enrollment flow",
+      "authentik_providers_oauth2.scopemapping managed goauthentik.io/providers/oauth2/scope-openid": "System - OAuth2 Provider - Scopes",
+      "authentik_providers_oauth2.scopemapping managed goauthentik.io/providers/oauth2/scope-email": "System - OAuth2 Provider - Scopes",
+      "authentik_providers_oauth2.scopemapping managed goauthentik.io/providers/oauth2/scope-profile": "System - OAuth2 Provider - Scopes",
+    };
+    const key = `${model} ${field} ${value}`;
+    if (key === "authentik_crypto.certificatekeypair name authentik Self-signed Certificate") return `pk:${key}`;
+    const instance = madeBy[key];
+    if (!instance) throw new Error(`docker double: !Find of ${key} is not modelled`);
+    return this.database().applied.includes(instance) ? `pk:${key}` : null;
+  }
+
   /** The issuer of a provider's application (per-provider issuer mode: authentik/providers/oauth2/models.py get_issuer). */
   issuerFor(slug: string, domain: string): string | undefined {
     return this.applications.get(slug)?.provider ? `https://auth.${domain}/application/o/${slug}/` : undefined;
   }
 
   private route(method: string, url: URL, headers: http.IncomingHttpHeaders): Reply {
-    // Token auth: `Authorization: Bearer <key>` (authentik/api/authentication.py bearer_auth).
+    // Token auth (authentik/api/authentication.py): no header → 403 "not provided"; a bearer key
+    // that no non-expired API-intent token carries → AuthenticationFailed, which DRF answers
+    // with 403 (TokenAuthentication has no authenticate_header).
     const auth = headers.authorization ?? "";
-    if (!auth.startsWith("Bearer ") || !this.tokenKeys().includes(auth.slice(7))) return { status: 403, body: { detail: "Authentication credentials were not provided." } };
+    if (!auth) return { status: 403, body: { detail: "Authentication credentials were not provided." } };
+    const db = this.database();
+    if (!auth.startsWith("Bearer ") || !Object.values(db.tokens).some((t) => t.intent === "api" && t.key === auth.slice(7))) return { status: 403, body: { detail: "Token invalid/expired" } };
+    // GET /api/v3/core/users/me/ (authentik/core/api/users.py UserViewSet.me).
+    if (method === "GET" && url.pathname === "/api/v3/core/users/me/") return { status: 200, body: { user: { username: "akadmin", is_superuser: true } } };
+    // GET /api/v3/core/tokens/?identifier=… (authentik/core/api/tokens.py TokenViewSet: filterset
+    // identifier; the key is never listed, only view_key shows it).
+    if (method === "GET" && url.pathname === "/api/v3/core/tokens/") {
+      const identifier = url.searchParams.get("identifier");
+      const results = Object.entries(db.tokens)
+        .filter(([id]) => identifier === null || id === identifier)
+        .map(([id, t]) => ({ identifier: id, intent: t.intent, user_obj: { username: t.user } }));
+      return { status: 200, body: { pagination: { count: results.length }, results } };
+    }
     // GET /api/v3/providers/oauth2/?client_id=… (authentik/providers/oauth2/api/providers.py
     // OAuth2ProviderViewSet, filterset client_id; paginated {pagination, results}).
     if (method === "GET" && url.pathname === "/api/v3/providers/oauth2/") {
@@ -209,12 +265,19 @@ interface BlueprintEntry {
 
 const keyOf = (id: string) => ({ __keyOf: id });
 
-function resolveRefs(value: unknown, ids: Map<string, number>): unknown {
-  if (Array.isArray(value)) return value.map((v) => resolveRefs(v, ids));
+type Finder = (model: string, field: string, value: string) => string | null;
+
+/** Tags that look objects up resolve when their entry is applied (BlueprintEntry.get_attrs), not when the file is read. */
+function resolveRefs(value: unknown, ids: Map<string, number>, find: Finder): unknown {
+  if (Array.isArray(value)) return value.map((v) => resolveRefs(v, ids, find));
   if (value && typeof value === "object") {
     const o = value as Record<string, unknown>;
     if (typeof o.__keyOf === "string") return ids.get(o.__keyOf) ?? null;
-    return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, resolveRefs(v, ids)]));
+    if (Array.isArray(o.__find)) {
+      const [model, [field, v]] = o.__find as [string, [string, string]];
+      return find(model, field, v);
+    }
+    return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, resolveRefs(v, ids, find)]));
   }
   return value;
 }
@@ -230,8 +293,8 @@ function blueprintTags(env: Record<string, string>): (ScalarTag | CollectionTag)
   return [
     { tag: "!Env", resolve: (s: string) => envValue(s) } as ScalarTag,
     { tag: "!Env", collection: "seq", resolve: (seq) => envValue((seq as unknown as { toJSON(): unknown[] }).toJSON()) } as CollectionTag,
-    // A lookup: the double stands in a placeholder of the referenced object.
-    { tag: "!Find", collection: "seq", resolve: (seq) => `found:${JSON.stringify((seq as unknown as { toJSON(): unknown }).toJSON())}` } as CollectionTag,
+    // A lookup, resolved when its entry is applied (see resolveRefs).
+    { tag: "!Find", collection: "seq", resolve: (seq: unknown) => ({ __find: (seq as { toJSON(): unknown }).toJSON() }) } as unknown as CollectionTag,
     { tag: "!KeyOf", resolve: (s: string) => keyOf(s) } as unknown as ScalarTag,
     // !Condition [MODE, args…]: AND = all(bool(arg)), OR = any (common.py Condition).
     {
@@ -279,6 +342,8 @@ export class NetbirdDouble {
   readonly api: ApiServer;
   /** Calls that reached POST /api/setup, whatever their outcome. */
   setupCalls = 0;
+  /** Runs after /api/setup committed the owner and before the answer leaves (a test's interruption point). */
+  afterSetupCommit?: () => void;
   /** Set by the docker double: the issuer Authentik serves a discovery document for, when reachable. */
   discoverable: (issuer: string) => boolean = () => false;
   /**
@@ -394,6 +459,7 @@ export class NetbirdDouble {
       reply.personal_access_token = token;
     }
     this.save(store);
+    this.afterSetupCommit?.();
     return { status: 200, body: reply };
   }
 }

@@ -122,7 +122,7 @@ export class Bifrost {
   }
 
   /** Runs a script of the bundle (bootstrap.sh unless told otherwise) as Pulumi runs it on the VPS. */
-  run(options: { env?: Record<string, string>; hostTools?: boolean; xtrace?: boolean; script?: string; args?: string[] } = {}): Promise<RunResult> {
+  run(options: { env?: Record<string, string>; hostTools?: boolean; xtrace?: boolean; script?: string; args?: string[]; onStart?: (pid: number) => void } = {}): Promise<RunResult> {
     const started = Date.now();
     const pathDirs = [doubleBin, ...(options.hostTools ? [hostBin] : []), process.env.PATH ?? ""];
     const env: Record<string, string> = {
@@ -133,7 +133,7 @@ export class Bifrost {
       BIFROST_FSTAB: this.fstab,
       BIFROST_CLOUD_INIT_MARKER: path.join(this.root, "boot-finished"),
       BIFROST_WAIT_TIMEOUT: "20",
-      BIFROST_MINT_RETRY_DELAY: "0.05",
+      BIFROST_TOKEN_RETRY_DELAY: "0.05",
       BIFROST_API_RETRY_DELAY: "0.05",
       BIFROST_NETBIRD_API: `http://127.0.0.1:${this.double.netbird.api.port}`,
       BIFROST_AUTHENTIK_API: `http://127.0.0.1:${this.double.authentik.api.port}`,
@@ -145,6 +145,7 @@ export class Bifrost {
     return new Promise((resolve, reject) => {
       // Its own process group, so an interruption can kill the script with every child.
       const child = spawn("bash", args, { env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+      if (child.pid !== undefined) options.onStart?.(child.pid);
       let stdout = "";
       let stderr = "";
       child.stdout.on("data", (d) => (stdout += d));

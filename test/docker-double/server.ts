@@ -25,11 +25,21 @@ export interface DoubleConfig {
   neverHealthy: string[];
   /** How many `ak shell` calls fail first, as while Django is starting. */
   akFailures: number;
+  /** Milliseconds an `ak` management command takes before it acts: it boots Django first. */
+  akCommandMs?: number;
+  /**
+   * Authentik's worker discovers and applies its own blueprints after it is healthy, in no set
+   * order (authentik/blueprints/v1/tasks.py blueprints_discovery; docs customize/blueprints
+   * "not guaranteed to follow any specific order"). Milliseconds after the worker is healthy:
+   * `bootstrap` (akadmin and authentik-bootstrap-token), `instances` (the default and system
+   * blueprint instances exist), `applied` (the worker has applied them: flows, scope mappings).
+   */
+  discoveryMs?: { bootstrap: number; instances: number; applied: number };
   /** 1-based index of the docker call at which the caller's process group is SIGKILLed. */
   killAtCall?: number;
 }
 
-export type EventKind = "create" | "recreate" | "restart" | "remove" | "stop" | "blueprint" | "admin-password" | "pull" | "token-create" | "token-update" | "token-unchanged" | "role-password";
+export type EventKind = "create" | "recreate" | "restart" | "remove" | "stop" | "blueprint" | "admin-password" | "pull" | "token-create" | "token-set" | "token-delete" | "role-password";
 
 export interface DoubleEvent {
   readonly kind: EventKind;
@@ -67,6 +77,26 @@ interface StoredToken {
   expiring: boolean;
 }
 
+/**
+ * Authentik's database as far as the bootstrap touches it, in a file on the postgres volume
+ * (where Authentik keeps it), so a new server on the old volume finds it: API tokens by
+ * identifier, the blueprint instances the worker discovered, and those it applied.
+ */
+interface AuthentikDb {
+  tokens: Record<string, StoredToken>;
+  discovered: string[];
+  applied: string[];
+}
+
+/** The instances of Authentik's own blueprints that the NetBird blueprint depends on (their metadata names upstream). */
+export const authentikDefaultInstances = [
+  "Default - Provider authorization flow (implicit consent)",
+  "Default - Provider invalidation flow",
+  "System - OAuth2 Provider - Scopes",
+  "Default - Source authentication flow",
+  "Default - Source enrollment flow",
+];
+
 interface Request {
   cwd: string;
   args: string[];
@@ -95,7 +125,6 @@ export class DockerDouble {
   readonly calls: string[] = [];
   readonly events: DoubleEvent[] = [];
   readonly containers = new Map<string, Container>();
-  readonly tokens = new Map<string, StoredToken>();
   /** The authentik role's password as the database holds it (set at initdb, changed by ALTER ROLE). */
   dbPassword: string | undefined;
   config: DoubleConfig = { delaysMs: {}, unhealthy: [], neverHealthy: [], akFailures: 0 };
@@ -121,7 +150,11 @@ export class DockerDouble {
     };
     this.netbird = new NetbirdDouble(containers);
     this.authentik = new AuthentikDouble(containers);
-    this.authentik.tokenKeys = () => [...this.tokens.values()].map((t) => t.key);
+    this.authentik.database = () => {
+      this.discover();
+      return this.authentikDb();
+    };
+    this.authentik.applyInstance = (name) => this.applyInstance(name);
     // NetBird fetches <issuer>/.well-known/openid-configuration over the public name: it
     // answers when Traefik and authentik-server run and the issuer's application exists.
     this.netbird.discoverable = (issuer) => {
@@ -205,7 +238,10 @@ export class DockerDouble {
     const [command, ...rest] = request.args;
     if (command === "compose") return this.compose(request, rest, out);
     if (command === "inspect") return this.inspect(rest, out);
-    if (command === "exec") return this.exec(request, rest, out);
+    if (command === "exec") {
+      if (rest.includes("ak")) await sleep(this.config.akCommandMs ?? 0);
+      return this.exec(request, rest, out);
+    }
     if (command === "ps") return this.ps(rest, out);
     if (command === "stop") return this.stopContainers(rest, out);
     throw new Failure(`docker double: unsupported command: docker ${request.args.join(" ")}`, 127);
@@ -300,10 +336,6 @@ export class DockerDouble {
         continue;
       }
       this.prepareMounts(cwd, name, config);
-      const adminFile = this.adminPasswordFile();
-      if (name === "authentik-worker" && adminFile && !fs.existsSync(adminFile) && config.environment.AUTHENTIK_BOOTSTRAP_PASSWORD !== undefined) {
-        fs.writeFileSync(adminFile, config.environment.AUTHENTIK_BOOTSTRAP_PASSWORD);
-      }
       this.containers.set(name, { service: name, cwd, running: true, hash, config, startedAt: Date.now(), log: [...(existing?.log ?? []), `${name} starting`] });
       this.events.push({ kind: existing ? "recreate" : "create", service: name });
       out.stderr += ` Container ${name}  ${existing ? "Recreated" : "Created"}\n Container ${name}  Started\n`;
@@ -408,25 +440,30 @@ export class DockerDouble {
   }
 
   private exec(request: Request, args: string[], out: { stdout: string; stderr: string }): void {
-    if (args[0] !== "-i") return this.execWithoutStdin(args);
+    if (args[0] !== "-i") return this.execWithoutStdin(args, out);
     const [, name, ...command] = args;
     if (request.stdin === undefined) throw new Failure("docker double: `docker exec -i` without stdin", 127);
     const c = this.containers.get(name);
     if (!c) throw new Failure(`Error response from daemon: No such container: ${name}`);
     if (this.health(c) === "starting") throw new Failure(`Error response from daemon: container ${name} is not running`);
-    if (name === "authentik-server" && command.join(" ") === "ak shell") return this.akShell(c, request.stdin, out);
+    // authentik/core/management/commands/shell.py: without -c it starts an interactive
+    // console, and code on stdin runs only if it happens to be ready: a race, refused here.
+    if (name === "authentik-server" && command[0] === "ak" && command[1] === "shell")
+      throw new Failure("docker double: `ak shell` fed on stdin races the interactive console; use `ak shell -c CODE`", 127);
     if (name === "authentik-postgres" && command[0] === "psql") return this.psql(command.slice(1), request.stdin);
     throw new Failure(`docker double: unsupported: docker exec -i ${name} ${command.join(" ")}`, 127);
   }
 
-  /** `docker exec CONTAINER ak apply_blueprint FILE`: see AuthentikDouble.applyBlueprint. */
-  private execWithoutStdin(args: string[]): void {
+  /** `docker exec CONTAINER ak apply_blueprint FILE` (see AuthentikDouble.applyBlueprint) and `ak shell -c CODE`. */
+  private execWithoutStdin(args: string[], out: { stdout: string; stderr: string }): void {
     const [name, ...command] = args;
     const c = this.containers.get(name);
     if (!c || !c.running) throw new Failure(`Error response from daemon: No such container: ${name}`);
+    if (this.health(c) === "starting") throw new Failure(`Error response from daemon: container ${name} is not running`);
+    this.discover();
+    if (name === "authentik-server" && command[0] === "ak" && command[1] === "shell" && command[2] === "-c" && command.length === 4) return this.akShell(c, command[3], out);
     if (!name.startsWith("authentik-") || command[0] !== "ak" || command[1] !== "apply_blueprint" || command.length !== 3)
       throw new Failure(`docker double: unsupported: docker exec ${args.join(" ")}`, 127);
-    if (this.health(c) === "starting") throw new Failure(`Error response from daemon: container ${name} is not running`);
     const mount = c.config.volumes.map((v) => v.split(":")).find(([, target]) => command[2].startsWith(`${target}/`));
     const file = mount ? path.join(path.resolve(c.cwd, mount[0]), command[2].slice(mount[1].length + 1)) : command[2];
     const error = this.authentik.applyBlueprint(file, c.config.environment);
@@ -434,32 +471,112 @@ export class DockerDouble {
     this.events.push({ kind: "blueprint", service: name });
   }
 
-  /** Authentik's Django shell running bootstrap.sh's snippet: get-or-create the token, key from the container's env. */
+  /** The API tokens Authentik holds, by identifier (read-only view for tests). */
+  get tokens(): Map<string, StoredToken> {
+    return new Map(Object.entries(this.authentikDb().tokens));
+  }
+
+  private authentikDbFile(): string | undefined {
+    const data = this.containers.get("authentik-postgres");
+    const host = data?.config.volumes.map((v) => v.split(":")).find(([, target]) => target === "/var/lib/postgresql/data");
+    return data && host ? path.join(path.resolve(data.cwd, host[0]), "double-authentik-db.json") : undefined;
+  }
+
+  private authentikDb(): AuthentikDb {
+    const file = this.authentikDbFile();
+    return file && fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : { tokens: {}, discovered: [], applied: [] };
+  }
+
+  private saveAuthentikDb(db: AuthentikDb): void {
+    const file = this.authentikDbFile();
+    if (!file) throw new Failure("django.db.utils.OperationalError: connection to server failed");
+    fs.writeFileSync(file, JSON.stringify(db, null, 2));
+  }
+
+  /**
+   * The worker's blueprint discovery, caught up to now (see DoubleConfig.discoveryMs). The
+   * bootstrap blueprint (blueprints/system/bootstrap.yaml) creates akadmin with
+   * AUTHENTIK_BOOTSTRAP_PASSWORD and authentik-bootstrap-token with AUTHENTIK_BOOTSTRAP_TOKEN,
+   * both `state: created`: only when absent, never updated.
+   */
+  private discover(): void {
+    const worker = this.containers.get("authentik-worker");
+    if (!worker || !worker.running || this.health(worker) !== "healthy" || !this.authentikDbFile()) return;
+    const timeline = this.config.discoveryMs ?? { bootstrap: 0, instances: 0, applied: 0 };
+    const since = Date.now() - this.readyAt(worker);
+    const db = this.authentikDb();
+    let changed = false;
+    if (since >= timeline.bootstrap) {
+      const adminFile = this.adminPasswordFile();
+      const env = worker.config.environment;
+      if (adminFile && !fs.existsSync(adminFile) && env.AUTHENTIK_BOOTSTRAP_PASSWORD !== undefined) fs.writeFileSync(adminFile, env.AUTHENTIK_BOOTSTRAP_PASSWORD);
+      if (!db.tokens["authentik-bootstrap-token"] && env.AUTHENTIK_BOOTSTRAP_TOKEN) {
+        db.tokens["authentik-bootstrap-token"] = { user: "akadmin", key: env.AUTHENTIK_BOOTSTRAP_TOKEN, intent: "api", expiring: false };
+        this.events.push({ kind: "token-create", service: "authentik-worker" });
+        changed = true;
+      }
+    }
+    if (since >= timeline.instances && db.discovered.length === 0) {
+      db.discovered = [...authentikDefaultInstances];
+      changed = true;
+    }
+    if (since >= timeline.applied && db.applied.length < authentikDefaultInstances.length) {
+      db.applied = [...authentikDefaultInstances];
+      changed = true;
+    }
+    if (changed) this.saveAuthentikDb(db);
+  }
+
+  /** A blueprint's metaapplyblueprint of an instance: applied now if discovered (authentik/blueprints/v1/meta/apply_blueprint.py). */
+  applyInstance(name: string): boolean {
+    const db = this.authentikDb();
+    if (!db.discovered.includes(name)) return false;
+    if (!db.applied.includes(name)) this.saveAuthentikDb({ ...db, applied: [...db.applied, name] });
+    return true;
+  }
+
+  /**
+   * `ak shell -c CODE` running bootstrap.sh's snippets (authentik/core/management/commands/
+   * shell.py exec()s CODE with every model in its namespace). Values come from the
+   * container's environment; akadmin must exist (User.DoesNotExist otherwise).
+   */
   private akShell(c: Container, snippet: string, out: { stdout: string; stderr: string }): void {
     if (this.config.akFailures > 0) {
       this.config.akFailures -= 1;
       throw new Failure("django.db.utils.OperationalError: the database system is starting up");
     }
+    if (this.adminPassword === undefined) throw new Failure("authentik.core.models.User.DoesNotExist: User matching query does not exist.");
     if (snippet.includes("set_password")) return this.akAdminPassword(c, snippet, out);
     const required = [
       /os\.environ\["AUTHENTIK_BOOTSTRAP_TOKEN"\]/,
       /User\.objects\.get\(username="akadmin"\)/,
-      /Token\.objects\.get_or_create\(\s*identifier="netbird-mgmt-token"/,
+      /Token\.objects\.update_or_create\(\s*identifier="authentik-bootstrap-token"/,
       /"intent": TokenIntents\.INTENT_API/,
       /"expiring": False/,
-      /token\.key = key[\s\S]*token\.save\(\)/,
-      /print\("TOKEN:" \+ token\.key\)/,
+      /"key": key/,
+      /Token\.objects\.filter\(identifier__in=\["netbird-mgmt-token"\]\)\.delete\(\)/,
+      /print\("TOKEN:set REMOVED:" \+ str\(removed\)\)/,
     ];
     const missing = required.filter((re) => !re.test(snippet));
     if (missing.length) throw new Failure(`docker double: ak shell snippet does not do what Authentik needs: ${missing.join(", ")}`);
     const key = c.config.environment.AUTHENTIK_BOOTSTRAP_TOKEN;
     if (!key) throw new Failure("KeyError: 'AUTHENTIK_BOOTSTRAP_TOKEN'");
-    const existing = this.tokens.get("netbird-mgmt-token");
-    const kind: EventKind = !existing ? "token-create" : existing.key !== key ? "token-update" : "token-unchanged";
-    this.tokens.set("netbird-mgmt-token", { user: "akadmin", key, intent: "api", expiring: false });
-    this.events.push({ kind, service: c.service });
+    const db = this.authentikDb();
+    db.tokens["authentik-bootstrap-token"] = { user: "akadmin", key, intent: "api", expiring: false };
+    const removed = db.tokens["netbird-mgmt-token"] ? 1 : 0;
+    delete db.tokens["netbird-mgmt-token"];
+    this.saveAuthentikDb(db);
+    this.events.push({ kind: "token-set", service: c.service });
+    if (removed) this.events.push({ kind: "token-delete", service: c.service });
     // Authentik logs through structlog on stdout before the snippet's own output.
-    out.stdout += `{"event": "Booting authentik", "level": "info", "logger": "authentik.lib.config"}\nTOKEN:${key}\n`;
+    out.stdout += `{"event": "Booting authentik", "level": "info", "logger": "authentik.lib.config"}\nTOKEN:set REMOVED:${removed}\n`;
+  }
+
+  /** Seeds a token as an older bootstrap left it (for upgrade tests). */
+  seedToken(identifier: string, token: StoredToken): void {
+    const db = this.authentikDb();
+    db.tokens[identifier] = token;
+    this.saveAuthentikDb(db);
   }
 
   /**

@@ -89,8 +89,8 @@ describe("the bootstrap's files", () => {
     const steps = fs
       .readFileSync(path.join(bundle, "bootstrap.graph"), "utf8")
       .split("\n")
-      .filter((l) => l.trim() && !l.startsWith("#"))
-      .map((l) => l.split(/\s+/)[0]);
+      .filter((l) => l.startsWith("step "))
+      .map((l) => l.split(/\s+/)[1]);
     const fileFor = (step: string) => (step.startsWith("netbird-") ? "netbird" : step.startsWith("authentik") || step === "postgres-password" ? "authentik" : "host");
     const definitions = (fn: string) => shellFiles.filter((f) => new RegExp(`^${fn}\\(\\) \\{`, "m").test(fs.readFileSync(path.join(bundle, f), "utf8")));
     for (const step of steps) expect(definitions(`step_${step.replace(/-/g, "_")}`), step).toEqual([`steps/${fileFor(step)}.sh`]);

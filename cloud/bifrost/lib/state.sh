@@ -52,19 +52,38 @@ effective_token() { # $1: catalog key, $2: state path
 # A minting call's answer goes straight into a 0600 file on the data root before anything
 # else happens, so an interruption after NetBird answered loses nothing: the next run finds
 # the file and takes the value from it instead of minting again (NetBird answers /api/setup
-# only once). The file goes once the value is in the state file.
+# only once). The call runs in a session of its own (setsid), holding the record's lock until
+# the answer is written: an interruption of the bootstrap (a signal to its process group, an
+# SSH hang-up) cannot cut it off between NetBird's commit and the file, and the next run waits
+# on the lock for it. Credentials and body reach it through its environment, never its
+# command line. The file goes once the value is in the state file.
 mint_once() { # $1: record name, $2: jq filter for the value, rest: api arguments → MINTED
   local -
   set +x
-  local record="$DATA/.minted-$1.json"
+  local record="$DATA/.minted-$1.json" lock_fd
+  exec {lock_fd}>"$record.lock"
+  flock "$lock_fd"
   if ! jq -e "$2 | strings" "$record" >/dev/null 2>&1; then
-    if ! (umask 077 && api "${@:3}" >"$record"); then
+    # shellcheck disable=SC2016 # the inner bash expands them
+    if ! (umask 077 && MINT_AUTH=${5-} MINT_BODY=${6-} setsid --wait bash -c \
+      "set -euo pipefail; $(declare -f api authorization_header)"$'\n''api "$1" "$2" "$MINT_AUTH" "$MINT_BODY"' \
+      mint "$3" "$4" >"$record"); then
       rm -f "$record"
+      exec {lock_fd}>&-
       return 1
     fi
   fi
+  exec {lock_fd}>&-
   MINTED=$(jq -r "$2 // empty" "$record")
   [[ -n $MINTED ]]
 }
 
-forget_minted() { rm -f "$DATA/.minted-$1.json"; }
+# Returns once no one-time call of an earlier, interrupted run is still writing its answer.
+await_minted() { # $1: record name
+  local lock_fd
+  exec {lock_fd}>"$DATA/.minted-$1.json.lock"
+  flock "$lock_fd"
+  exec {lock_fd}>&-
+}
+
+forget_minted() { rm -f "$DATA/.minted-$1.json" "$DATA/.minted-$1.json.lock"; }

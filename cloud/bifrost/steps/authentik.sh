@@ -2,29 +2,29 @@
 # Sourced by bootstrap.sh: the steps of Authentik in bootstrap.graph (authentik-postgres,
 # postgres-password, authentik, authentik-token, authentik-admin, authentik-blueprint).
 
-# Runs inside authentik-server through `ak shell` (stdin): the Authentik API token the
-# bootstrap uses, keyed by AUTHENTIK_TOKEN. The key is read from the container's own
-# environment, so it never appears on a command line.
-readonly MINT_SNIPPET='import os
+# Snippets for `ak shell -c` (authentik/core/management/commands/shell.py: -c exec()s the code
+# and exits; without it the shell is an interactive console, and a snippet on stdin races it).
+# They hold no secret: each reads its value from the container's own environment.
+#
+# The one API token the bootstrap uses is Authentik's own `authentik-bootstrap-token`, which
+# Authentik creates from AUTHENTIK_BOOTSTRAP_TOKEN at its first start (blueprints/system/
+# bootstrap.yaml, `state: created`: never updated later). This sets the rotated key on that
+# same token and removes every other token the bootstrap ever made (netbird-mgmt-token, minted
+# by bootstraps before this one), so an old key stops authenticating.
+readonly TOKEN_SNIPPET='import os
 from authentik.core.models import Token, TokenIntents, User
 
 key = os.environ["AUTHENTIK_BOOTSTRAP_TOKEN"]
 user = User.objects.get(username="akadmin")
-token, _ = Token.objects.get_or_create(
-    identifier="netbird-mgmt-token",
+Token.objects.update_or_create(
+    identifier="authentik-bootstrap-token",
     defaults={"user": user, "intent": TokenIntents.INTENT_API, "expiring": False, "key": key},
 )
-if token.key != key or token.user_id != user.pk or token.intent != TokenIntents.INTENT_API or token.expiring:
-    token.key = key
-    token.user = user
-    token.intent = TokenIntents.INTENT_API
-    token.expiring = False
-    token.save()
-print("TOKEN:" + token.key)'
+removed, _ = Token.objects.filter(identifier__in=["netbird-mgmt-token"]).delete()
+print("TOKEN:set REMOVED:" + str(removed))'
 
-# Runs inside authentik-server through `ak shell` (stdin): akadmin's password follows
-# AUTHENTIK_BOOTSTRAP_PASSWORD, which Authentik itself reads only at its first start
-# (blueprints/system/bootstrap.yaml). Read from the container's environment, never a command line.
+# akadmin's password follows AUTHENTIK_BOOTSTRAP_PASSWORD, which Authentik itself reads only at
+# its first start (blueprints/system/bootstrap.yaml).
 readonly ADMIN_PASSWORD_SNIPPET='import os
 from authentik.core.models import User
 
@@ -36,6 +36,27 @@ else:
     user.set_password(password)
     user.save()
     print("PASSWORD:set")'
+
+# `ak shell -c SNIPPET` in authentik-server, retried while Django or akadmin is not there yet;
+# the last error is shown when every attempt failed. Prints the snippet's output.
+ak_shell() { # $1: what (for the error), $2: snippet, $3: regex its output must match
+  local -
+  set +x
+  local attempt output errors
+  errors=$(mktemp)
+  for ((attempt = 1; attempt <= TOKEN_ATTEMPTS; attempt++)); do
+    if output=$(docker exec authentik-server ak shell -c "$2" 2>"$errors") && [[ $output =~ $3 ]]; then
+      rm -f "$errors"
+      printf '%s' "$output"
+      return 0
+    fi
+    if ((attempt < TOKEN_ATTEMPTS)); then sleep "$TOKEN_RETRY_DELAY"; fi
+  done
+  printf '[bootstrap] last error of ak shell:\n' >&2
+  tail -n "$LOG_TAIL_LINES" "$errors" >&2
+  rm -f "$errors"
+  die "$1 through ak shell in authentik-server failed after $TOKEN_ATTEMPTS attempts"
+}
 
 # Postgres reads POSTGRES_PASSWORD only when it initialises its data directory, so a rotated
 # AUTHENTIK_POSTGRESQL_PASSWORD has to be set on the role inside the running database before
@@ -58,30 +79,57 @@ step_postgres_password() {
   STEP_NOTE="role password set"
 }
 
+# AUTHENTIK_TOKEN is the key of authentik-bootstrap-token. On first boot Authentik makes that
+# token itself once its worker has applied the bootstrap blueprint, so the step only probes the
+# API until the key answers: no `ak shell` on the critical path. The shell sets the key when a
+# rotation left Authentik with the old one (a recorded fingerprint that differs), when another
+# token the bootstrap made still exists, or when the key never starts to answer. A keyed
+# fingerprint in the state file says which key Authentik holds.
 step_authentik_token() {
   local -
   set +x
-  local attempt output errors token_line=$'(^|\n)TOKEN:([^\n]+)'
-  errors=$(mktemp)
-  for ((attempt = 1; attempt <= MINT_ATTEMPTS; attempt++)); do
-    # Retried: Django answers only once migrations ran and the worker created akadmin.
-    if output=$(docker exec -i authentik-server ak shell <<<"$MINT_SNIPPET" 2>"$errors") &&
-      [[ $output =~ $token_line ]]; then
-      MINTED_TOKEN=${BASH_REMATCH[2]}
-      rm -f "$errors"
-      # The token Authentik holds must carry the key the bootstrap will authenticate with.
-      [[ $MINTED_TOKEN == "${CONF[AUTHENTIK_TOKEN]}" ]] ||
-        die "the Authentik API token minted in authentik-server does not carry AUTHENTIK_TOKEN's value"
-      STEP_NOTE="attempt $attempt"
-      return 0
-    fi
-    if ((attempt < MINT_ATTEMPTS)); then sleep "$MINT_RETRY_DELAY"; fi
-  done
-  printf '[bootstrap] last error of ak shell:\n' >&2
-  tail -n "$LOG_TAIL_LINES" "$errors" >&2
-  rm -f "$errors"
-  die "could not mint the Authentik API token in authentik-server after $MINT_ATTEMPTS attempts"
+  local recorded attempt status="" output
+  fingerprint_of AUTHENTIK_TOKEN
+  recorded=$(state_get .authentik.token_fingerprint)
+  if [[ -z $recorded || $recorded == "$FINGERPRINT" ]]; then
+    for ((attempt = 1; attempt <= TOKEN_ATTEMPTS; attempt++)); do
+      status=$(authentik_probe)
+      [[ $status == 200 ]] && break
+      if ((attempt < TOKEN_ATTEMPTS)); then sleep "$TOKEN_RETRY_DELAY"; fi
+    done
+  fi
+  if [[ $status == 200 ]] && ! authentik_has_stale_tokens; then
+    state_set .authentik.token_fingerprint "$FINGERPRINT"
+    STEP_NOTE="key answers${recorded:+, unchanged}"
+    return 0
+  fi
+  output=$(ak_shell "setting AUTHENTIK_TOKEN on authentik-bootstrap-token" "$TOKEN_SNIPPET" $'(^|\n)TOKEN:set REMOVED:([0-9]+)($|\n)')
+  STEP_NOTE="key set on authentik-bootstrap-token"
+  [[ $output =~ REMOVED:([1-9][0-9]*) ]] && STEP_NOTE+=", ${BASH_REMATCH[1]} other token(s) removed"
+  api_until "Authentik's API with AUTHENTIK_TOKEN" GET "$AUTHENTIK_API/api/v3/core/users/me/" "Bearer ${CONF[AUTHENTIK_TOKEN]}" >/dev/null
+  state_set .authentik.token_fingerprint "$FINGERPRINT"
 }
+
+# The HTTP status of GET /api/v3/core/users/me/ with AUTHENTIK_TOKEN: 200 when the key
+# authenticates, 403 when no API token carries it (authentik/api/authentication.py raises
+# AuthenticationFailed, which DRF answers with 403), 000 while nobody listens.
+authentik_probe() {
+  local -
+  set +x
+  curl --silent --output /dev/null --write-out '%{http_code}' --max-time 30 \
+    -H @<(authorization_header "Bearer ${CONF[AUTHENTIK_TOKEN]}") "$AUTHENTIK_API/api/v3/core/users/me/" || true
+}
+
+# Whether a token the bootstrap made before this one (netbird-mgmt-token) still exists
+# (authentik/core/api/tokens.py: filterset `identifier`, paginated `results`).
+authentik_has_stale_tokens() {
+  local -
+  set +x
+  local tokens
+  tokens=$(api_until "listing Authentik's API tokens" GET "$AUTHENTIK_API/api/v3/core/tokens/?identifier=netbird-mgmt-token" "Bearer ${CONF[AUTHENTIK_TOKEN]}")
+  jq -e '.results | length > 0' <<<"$tokens" >/dev/null
+}
+
 authentik_issuer() { printf 'https://auth.%s/application/o/netbird/' "${CONF[BIFROST_DOMAIN]}"; }
 
 # akadmin's password is set when AUTHENTIK_BOOTSTRAP_PASSWORD changed since the last run
@@ -95,34 +143,49 @@ step_authentik_admin() {
     STEP_NOTE="unchanged"
     return 0
   fi
-  output=$(docker exec -i authentik-server ak shell <<<"$ADMIN_PASSWORD_SNIPPET") ||
-    die "could not set akadmin's password through ak shell in authentik-server"
-  [[ $output =~ $result_line ]] || die "ak shell did not confirm akadmin's password"
+  output=$(ak_shell "setting akadmin's password" "$ADMIN_PASSWORD_SNIPPET" "$result_line")
+  [[ $output =~ $result_line ]]
   state_set .authentik.admin_password_fingerprint "$FINGERPRINT"
   STEP_NOTE="akadmin's password ${BASH_REMATCH[2]}"
 }
 
 # The blueprint (authentik/blueprints/netbird.yaml) creates NetBird's OAuth2 provider and
-# application. `ak apply_blueprint` exits non-zero only for an invalid blueprint and ignores
-# a failed apply (authentik/blueprints/management/commands/apply_blueprint.py), so the result
-# is read back through the API with the minted token: client, strict redirect, and the
-# client secret Pulumi generated.
+# application. It needs Authentik's default flows and scope mappings, which the worker's
+# blueprint discovery creates in no set order (authentik/blueprints/v1/tasks.py), so it
+# declares them (metaapplyblueprint, required) and `ak apply_blueprint` exits 1 ("Blueprint
+# invalid") until they are discovered; the step retries within WAIT_TIMEOUT and shows the last
+# error. A valid blueprint whose apply then fails still exits 0 (authentik/blueprints/
+# management/commands/apply_blueprint.py), so the result is read back through the API:
+# client, strict redirect, and the client secret Pulumi generated.
 step_authentik_blueprint() {
   local -
   set +x
-  local providers expected_redirect
-  docker exec authentik-server ak apply_blueprint "$NETBIRD_BLUEPRINT" >/dev/null
+  local providers expected_redirect attempts=0 deadline=$((SECONDS + WAIT_TIMEOUT)) errors
+  errors=$(mktemp)
+  until docker exec authentik-server ak apply_blueprint "$NETBIRD_BLUEPRINT" >/dev/null 2>"$errors"; do
+    attempts=$((attempts + 1))
+    if ((SECONDS >= deadline)); then
+      printf '[bootstrap] last error of ak apply_blueprint:\n' >&2
+      tail -n "$LOG_TAIL_LINES" "$errors" >&2
+      rm -f "$errors"
+      die "Authentik did not accept $NETBIRD_BLUEPRINT within ${WAIT_TIMEOUT}s"
+    fi
+    sleep "$API_RETRY_DELAY"
+  done
+  rm -f "$errors"
   expected_redirect="https://netbird.${CONF[BIFROST_DOMAIN]}/oauth2/callback"
   providers=$(api_until "reading NetBird's OAuth2 provider from Authentik's API" \
     GET "$AUTHENTIK_API/api/v3/providers/oauth2/?client_id=netbird" "Bearer ${CONF[AUTHENTIK_TOKEN]}")
   NB_SECRET=${CONF[NB_AUTHENTIK_CLIENT_SECRET]} REDIRECT=$expected_redirect jq -e '
     .results | length == 1 and (.[0] |
       .client_type == "confidential" and .client_secret == env.NB_SECRET and
-      .redirect_uris == [{matching_mode: "strict", url: env.REDIRECT}])' <<<"$providers" >/dev/null ||
-    die "Authentik's NetBird provider does not match the blueprint after applying it (client type, redirect URI or client secret)"
+      .redirect_uris == [{matching_mode: "strict", url: env.REDIRECT}] and
+      .authorization_flow != null and .invalidation_flow != null)' <<<"$providers" >/dev/null ||
+    die "Authentik's NetBird provider does not match the blueprint after applying it (client type, redirect URI, flows or client secret)"
   api_until "reading the NetBird application from Authentik's API" \
     GET "$AUTHENTIK_API/api/v3/core/applications/netbird/" "Bearer ${CONF[AUTHENTIK_TOKEN]}" >/dev/null
   STEP_NOTE="provider and application verified"
+  ((attempts == 0)) || STEP_NOTE+=", applied after $attempts refusal(s) while Authentik's defaults were discovered"
 }
 
 step_authentik_postgres() { start_services authentik-postgres; }

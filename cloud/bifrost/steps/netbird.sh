@@ -76,6 +76,7 @@ step_netbird_setup() {
     renew_netbird_pat
     return 0
   fi
+  await_minted setup
   if jq -e '.personal_access_token | strings' "$DATA/.minted-setup.json" >/dev/null 2>&1; then recovered=1; fi
   if [[ -z $recovered ]]; then
     jq -e '.setup_required == true' <<<"$instance" >/dev/null ||

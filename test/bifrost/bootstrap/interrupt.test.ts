@@ -84,6 +84,26 @@ describe("bootstrap.sh converges from any interruption", () => {
     }
   }, 120_000);
 
+  it("an interruption while NetBird's one-time /api/setup answer is in flight loses nothing: the call ends in its own session, the next run takes its answer", async () => {
+    const b = await new Bifrost({ secrets }).start();
+    try {
+      let group = 0;
+      // SIGKILL of the bootstrap's whole process group (as a hang-up or Ctrl-C reaches it) after
+      // NetBird committed the owner and before its answer left: the window NetBird never repeats.
+      b.double.netbird.afterSetupCommit = () => process.kill(-group, "SIGKILL");
+      const broken = await b.run({ onStart: (pid) => (group = pid) });
+      expect(broken.signal === "SIGKILL" || broken.code !== 0).toBe(true);
+      b.double.netbird.afterSetupCommit = undefined;
+      const fixed = await b.run();
+      expect(fixed.code, fixed.stderr).toBe(0);
+      expect(fixed.stdout).toContain("step netbird-setup: ok, owner created, PAT stored (recovered from an interrupted run)");
+      expect(b.double.netbird.setupCalls).toBe(1);
+      expect(b.state().netbird?.pat).toMatch(/^nbp_/);
+    } finally {
+      await b.stop();
+    }
+  });
+
   it("failing the health of each service in turn, then re-run", async () => {
     const { state } = await reference(secrets);
     for (const service of composeServices) {

@@ -14,6 +14,12 @@ function expectNoCanary(b: Bifrost, ...outputs: string[]): void {
   for (const output of outputs) for (const value of values) expect(output).not.toContain(value);
 }
 
+/** The HTTP status Authentik's API answers a key with (GET /api/v3/core/users/me/ on the double). */
+async function authentikStatus(b: Bifrost, key: string): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${b.double.authentik.api.port}/api/v3/core/users/me/`, { headers: { Authorization: `Bearer ${key}` } });
+  return res.status;
+}
+
 describe("bootstrap.sh in the docker double", () => {
   it("follows the step graph: independent services start together, Authentik and NetBird meet at the IdP registration", async () => {
     const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
@@ -34,25 +40,28 @@ describe("bootstrap.sh in the docker double", () => {
     for (const i of firstWave) expect(i).toBeLessThan(psql);
     // The Authentik branch, in order.
     expect(psql).toBeLessThan(at("up authentik-server authentik-worker"));
-    expect(at("up authentik-server authentik-worker")).toBeLessThan(at("exec -i authentik-server ak shell"));
-    expect(at("exec -i authentik-server ak shell")).toBeLessThan(at("exec authentik-server ak apply_blueprint /blueprints/custom/netbird.yaml"));
+    expect(at("up authentik-server authentik-worker")).toBeLessThan(at("exec authentik-server ak apply_blueprint /blueprints/custom/netbird.yaml"));
+    // First boot: the key answers on the token Authentik made itself; no `ak shell` for it.
+    expect(r.stdout).toContain("step authentik-token: ok, key answers (");
     // Both branches before the IdP registration, which comes before proxy and agent.
     const api = b.double.netbird.api.calls;
     expect(api.indexOf("POST /api/setup")).toBeGreaterThan(-1);
     expect(api.indexOf("POST /api/setup")).toBeLessThan(api.indexOf("POST /api/identity-providers"));
-    expect(b.double.authentik.api.calls[0]).toBe("GET /api/v3/providers/oauth2/?client_id=netbird");
+    expect(b.double.authentik.api.calls[0]).toBe("GET /api/v3/core/users/me/");
+    expect(b.double.authentik.api.calls).toContain("GET /api/v3/providers/oauth2/?client_id=netbird");
     const lines = r.stdout.split("\n");
     const line = (step: string) => lines.findIndex((l) => l.startsWith(`[bootstrap] step ${step}: ok`));
     expect(line("netbird-idp")).toBeGreaterThan(line("authentik-blueprint"));
     expect(line("netbird-idp")).toBeGreaterThan(line("netbird-setup"));
-    for (const s of ["netbird-proxy", "netbird-agent"]) expect(line(s)).toBeGreaterThan(line("netbird-idp"));
+    // Proxy and agent wait for their tokens, not for the IdP registration (they consume nothing from it).
+    for (const s of ["netbird-proxy", "netbird-agent"]) expect(line(s)).toBeGreaterThan(line("netbird-tokens"));
     // Every image is pulled before the first container starts.
     expect(b.double.eventsOf("pull").map((e) => e.service).sort()).toEqual(Object.keys(parseYaml(b.read("docker-compose.yml")).services).sort());
-    expect(b.double.tokens.get("netbird-mgmt-token")).toEqual({ user: "akadmin", key: b.secrets.AUTHENTIK_TOKEN, intent: "api", expiring: false });
+    expect(Object.fromEntries(b.double.tokens)).toEqual({ "authentik-bootstrap-token": { user: "akadmin", key: b.secrets.AUTHENTIK_TOKEN, intent: "api", expiring: false } });
     for (const name of b.double.containers.keys()) expect(b.double.healthOf(name)).toBe("healthy");
     // One log line per step of the graph (and the pre-flight), each with its duration.
     const stepLines = lines.filter((l) => l.startsWith("[bootstrap] step "));
-    expect(stepLines.length).toBe(1 + b.read("bootstrap.graph").split("\n").filter((l) => l.trim() && !l.startsWith("#")).length);
+    expect(stepLines.length).toBe(1 + b.read("bootstrap.graph").split("\n").filter((l) => l.startsWith("step ")).length);
     for (const l of stepLines) expect(l).toMatch(/: ok.*\(\d+\.\d\ds\)$/);
     expect(r.stderr).not.toMatch(/variable is not set/);
     expectNoCanary(b, r.stdout, r.stderr);
@@ -200,7 +209,7 @@ describe("bootstrap.sh in the docker double", () => {
     expect(b.double.netbird.store().identityProviders).toHaveLength(1);
   });
 
-  it("gives up on the IdP registration after the timeout with the last error, and starts neither proxy nor agent", async () => {
+  it("gives up on the IdP registration after the timeout with the last error; proxy and agent, which do not need it, still start", async () => {
     const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
     b.double.netbird.issuerUnreachableCalls = Infinity;
     const r = await b.run({ env: { BIFROST_WAIT_TIMEOUT: "1" } });
@@ -209,8 +218,8 @@ describe("bootstrap.sh in the docker double", () => {
     expect(r.stderr).toMatch(/registering Authentik in NetBird's identity providers did not succeed within 1s/);
     expect(r.stderr).toContain("step netbird-idp: FAILED");
     expect(b.double.netbird.store().identityProviders).toEqual([]);
-    expect(b.double.containers.has("netbird-proxy")).toBe(false);
-    expect(b.double.containers.has("netbird-agent")).toBe(false);
+    expect(b.double.containers.has("netbird-proxy")).toBe(true);
+    expect(b.double.containers.has("netbird-agent")).toBe(true);
   });
 
   it("re-runs on a healthy stack without changing anything", async () => {
@@ -219,35 +228,80 @@ describe("bootstrap.sh in the docker double", () => {
     const template = b.read("netbird/config.yaml.tmpl");
     const first = b.endState();
     const events = b.double.events.length;
+    const calls = b.double.calls.length;
     const r = await b.run();
     expect(r.code, r.stderr).toBe(0);
     expect(b.endState()).toEqual(first);
     expect(b.read("netbird/config.yaml.tmpl")).toBe(template);
     expect(fs.readFileSync(path.join(b.dir, "netbird/config.yaml.tmpl"), "utf8")).toBe(fs.readFileSync(path.join(__dirname, "../../../cloud/bifrost/netbird/config.yaml.tmpl"), "utf8"));
     // Each run pulls, re-reads the minted token and re-applies the blueprint; nothing else happens.
-    expect(b.double.events.slice(events).filter((e) => !["pull", "token-unchanged", "blueprint"].includes(e.kind))).toEqual([]);
+    expect(b.double.events.slice(events).filter((e) => !["pull", "blueprint"].includes(e.kind))).toEqual([]);
+    expect(b.double.calls.slice(calls).some((c) => c.startsWith("exec authentik-server ak shell"))).toBe(false);
     expect(b.double.netbird.setupCalls).toBe(1);
     expect(fs.statSync(b.netbirdConfigPath).mode & 0o777).toBe(0o600);
     expect(fs.statSync(path.join(b.dir, ".secrets.env")).mode & 0o777).toBe(0o600);
   });
 
-  it("follows a rotated AUTHENTIK_TOKEN: the minted token's key is updated, NetBird is not touched", async () => {
+  it("follows a rotated AUTHENTIK_TOKEN: the new key is set on authentik-bootstrap-token, the old key is refused, NetBird is not touched", async () => {
     const b = await bifrost();
     expect((await b.run()).code).toBe(0);
     const before = b.readNetbirdConfig();
     const events = b.double.events.length;
+    const old = b.secrets.AUTHENTIK_TOKEN!;
     b.rotate("AUTHENTIK_TOKEN", "rotatedAUTHENTIKTOKEN0123456789abcdef");
     const r = await b.run();
     expect(r.code, r.stderr).toBe(0);
-    expect(b.double.tokens.get("netbird-mgmt-token")?.key).toBe("rotatedAUTHENTIKTOKEN0123456789abcdef");
+    expect(r.stdout).toContain("step authentik-token: ok, key set on authentik-bootstrap-token (");
+    expect(Object.keys(Object.fromEntries(b.double.tokens))).toEqual(["authentik-bootstrap-token"]);
+    expect(b.double.tokens.get("authentik-bootstrap-token")?.key).toBe("rotatedAUTHENTIKTOKEN0123456789abcdef");
     expect(b.double.events.slice(events).map((e) => `${e.kind} ${e.service}`).filter((e) => !e.startsWith("pull") && !e.startsWith("blueprint"))).toEqual([
       "recreate authentik-server",
       "recreate authentik-worker",
-      "token-update authentik-server",
+      "token-set authentik-server",
     ]);
+    expect(await authentikStatus(b, old)).toBe(403);
+    expect(await authentikStatus(b, "rotatedAUTHENTIKTOKEN0123456789abcdef")).toBe(200);
     // NetBird's combined server reads no idpManager: nothing of Authentik's token is in its config.
     expect(b.readNetbirdConfig()).toBe(before);
     expectNoCanary(b, r.stdout, r.stderr);
+  });
+
+  it("on an edge deployed before, removes the netbird-mgmt-token that bootstrap made, keeping the key on authentik-bootstrap-token", async () => {
+    const b = await bifrost();
+    expect((await b.run()).code).toBe(0);
+    // An older bootstrap minted a second token with the same key and recorded nothing.
+    b.double.seedToken("netbird-mgmt-token", { user: "akadmin", key: b.secrets.AUTHENTIK_TOKEN!, intent: "api", expiring: false });
+    const state = b.state();
+    delete state.authentik.token_fingerprint;
+    fs.writeFileSync(path.join(b.data, "bootstrap-state.json"), JSON.stringify(state));
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("step authentik-token: ok, key set on authentik-bootstrap-token, 1 other token(s) removed (");
+    expect([...b.double.tokens.keys()]).toEqual(["authentik-bootstrap-token"]);
+    expect(await authentikStatus(b, b.secrets.AUTHENTIK_TOKEN!)).toBe(200);
+  });
+
+  it("first boot on a slow Authentik: the key is probed until the worker made its token, the blueprint retried until the defaults are discovered", async () => {
+    const b = await bifrost();
+    b.double.configure({ discoveryMs: { bootstrap: 300, instances: 1500, applied: 60_000 } });
+    const r = await b.run({ env: { BIFROST_API_RETRY_DELAY: "0.1" } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/step authentik-blueprint: ok, provider and application verified, applied after \d+ refusal\(s\) while Authentik's defaults were discovered/);
+    expect(b.double.calls.some((c) => c.startsWith("exec authentik-server ak shell -c import os\nfrom authentik.core.models import Token"))).toBe(false);
+    expect(b.double.authentik.providers.get("netbird")).toMatchObject({ authorization_flow: expect.stringMatching(/^pk:/), invalidation_flow: expect.stringMatching(/^pk:/) });
+  });
+
+  it("without its metaapplyblueprint entries the blueprint is refused while the worker has not applied the default flows", async () => {
+    const b = await bifrost();
+    b.double.configure({ discoveryMs: { bootstrap: 0, instances: 0, applied: 60_000 } });
+    const file = path.join(b.dir, "authentik/blueprints/netbird.yaml");
+    const doc = parseYaml(fs.readFileSync(file, "utf8").replace(/!(Env|Format|Find|KeyOf|Condition) /g, "")) as { entries: { model: string }[] };
+    expect(doc.entries.filter((e) => e.model === "authentik_blueprints.metaapplyblueprint")).toHaveLength(5);
+    fs.writeFileSync(file, fs.readFileSync(file, "utf8").replace(/  - model: authentik_blueprints\.metaapplyblueprint\n(?:    .*\n|      .*\n)+/g, ""));
+    const r = await b.run({ env: { BIFROST_WAIT_TIMEOUT: "1", BIFROST_API_RETRY_DELAY: "0.1" } });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("'authorization_flow': ['This field may not be null.']");
+    expect(r.stderr).toMatch(/Authentik did not accept \/blueprints\/custom\/netbird\.yaml within 1s/);
   });
 
   it("a rotated AUTHENTIK_BOOTSTRAP_PASSWORD becomes akadmin's password; an unchanged one costs no ak shell", async () => {
@@ -264,10 +318,11 @@ describe("bootstrap.sh in the docker double", () => {
     expect(r.stdout).toContain("step authentik-admin: ok, akadmin's password set");
     expect(b.double.adminPassword).toBe(rotated);
     expect(r.stdout + r.stderr).not.toContain(rotated);
-    const shells = b.double.calls.filter((c) => c === "exec -i authentik-server ak shell").length;
+    const shells = () => b.double.calls.filter((c) => c.startsWith("exec authentik-server ak shell -c")).length;
+    const before = shells();
     const again = await b.run();
     expect(again.stdout).toContain("step authentik-admin: ok, unchanged");
-    expect(b.double.calls.filter((c) => c === "exec -i authentik-server ak shell").length).toBe(shells + 1);
+    expect(shells()).toBe(before);
   });
 
   it("never writes the env files Pulumi owns", async () => {
@@ -279,7 +334,7 @@ describe("bootstrap.sh in the docker double", () => {
     expect(before.secrets).not.toMatch(/NB_IDP_MGMT_TOKEN/);
   });
 
-  it("creates the bind-mounted directories of uid-1000 images owned by 1000:1000 before anything starts", async () => {
+  it("creates the bind-mounted directories of uid-1000 images owned by 1000:1000 before their containers start", async () => {
     const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
     const r = await b.run();
     expect(r.code, r.stderr).toBe(0);
@@ -290,7 +345,7 @@ describe("bootstrap.sh in the docker double", () => {
     const lines = r.stdout.split("\n");
     const dirs = lines.findIndex((l) => l.startsWith("[bootstrap] step data-dirs: ok, owner set to 1000:1000: authentik/media netbird-proxy/certs"));
     expect(dirs).toBeGreaterThan(-1);
-    expect(dirs).toBeLessThan(lines.findIndex((l) => l.startsWith("[bootstrap] step pull:")));
+    for (const starter of ["authentik", "netbird-proxy"]) expect(dirs).toBeLessThan(lines.findIndex((l) => l.startsWith(`[bootstrap] step ${starter}:`)));
     // A root-owned directory left by an earlier Docker (which creates missing bind sources as root) is fixed.
     fs.chownSync(path.join(b.data, "authentik/media"), 0, 0);
     const again = await b.run();
@@ -304,22 +359,28 @@ describe("bootstrap.sh in the docker double", () => {
     b.double.configure({ akFailures: 3 });
     const r = await b.run();
     expect(r.code, r.stderr).toBe(0);
-    // Four tries of the token, then one for akadmin's password.
-    expect(b.double.calls.filter((c) => c === "exec -i authentik-server ak shell")).toHaveLength(5);
-    expect(r.stdout).toContain("step authentik-token: ok, attempt 4");
+    // Four tries of akadmin's password, the one `ak shell` of a first boot.
+    expect(b.double.calls.filter((c) => c.startsWith("exec authentik-server ak shell -c"))).toHaveLength(4);
+    expect(r.stdout).toContain("step authentik-admin: ok, akadmin's password unchanged");
   });
 
-  it("gives up minting after a bounded number of attempts and shows ak shell's error", async () => {
+  it("gives up setting the token after a bounded number of attempts and shows ak shell's error", async () => {
     const b = await bifrost();
+    expect((await b.run()).code).toBe(0);
+    b.rotate("AUTHENTIK_TOKEN", "rotatedAUTHENTIKTOKEN0123456789abcdef");
     b.double.configure({ akFailures: 100 });
-    const r = await b.run({ env: { BIFROST_MINT_ATTEMPTS: "3" } });
+    const r = await b.run({ env: { BIFROST_TOKEN_ATTEMPTS: "3" } });
     expect(r.code).not.toBe(0);
-    expect(b.double.calls.filter((c) => c === "exec -i authentik-server ak shell")).toHaveLength(3);
+    expect(b.double.calls.filter((c) => c.startsWith("exec authentik-server ak shell -c import os\nfrom authentik.core.models import Token"))).toHaveLength(3);
     expect(r.stderr).toContain("the database system is starting up");
-    expect(r.stderr).toMatch(/could not mint the Authentik API token .* after 3 attempts/);
-    // The NetBird branch went on, but nothing that needs both branches started.
-    expect(b.double.netbird.store().identityProviders).toEqual([]);
-    expect(b.double.containers.has("netbird-proxy")).toBe(false);
+    expect(r.stderr).toMatch(/setting AUTHENTIK_TOKEN on authentik-bootstrap-token through ak shell in authentik-server failed after 3 attempts/);
+    expect(r.stderr).not.toContain("rotatedAUTHENTIKTOKEN0123456789abcdef");
+  });
+
+  it("never feeds ak shell its code on stdin (a race with Django's interactive console)", () => {
+    const steps = fs.readFileSync(path.join(__dirname, "../../../cloud/bifrost/steps/authentik.sh"), "utf8");
+    expect(steps).not.toMatch(/exec -i authentik-server ak shell/);
+    expect(steps).toContain('docker exec authentik-server ak shell -c "$2"');
   });
 
   it("on a health timeout exits non-zero, names the service and shows its last log lines", async () => {
@@ -334,7 +395,6 @@ describe("bootstrap.sh in the docker double", () => {
     expect(r.stderr).toContain("step authentik: FAILED");
     expect(r.stderr).toContain("step(s) failed: authentik");
     expect(b.double.netbird.store().identityProviders).toEqual([]);
-    expect(b.double.containers.has("netbird-agent")).toBe(false);
     expectNoCanary(b, r.stdout, r.stderr);
   });
 
@@ -415,6 +475,6 @@ describe("bootstrap.sh in the docker double", () => {
     expect(config.server.auth.issuer).toBe(`https://netbird.${hostile[3]}/oauth2`);
     // A hostile token reads back through Compose's parser unchanged and is minted as it is.
     expect(b.double.containers.get("authentik-server")?.config.environment.AUTHENTIK_BOOTSTRAP_TOKEN).toBe(hostile[2]);
-    expect(b.double.tokens.get("netbird-mgmt-token")?.key).toBe(hostile[2]);
+    expect(b.double.tokens.get("authentik-bootstrap-token")?.key).toBe(hostile[2]);
   });
 });
