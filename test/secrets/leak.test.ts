@@ -60,8 +60,8 @@ describe("leak scan", () => {
 
   it("has a distinct canary for every secret the stack reads", () => {
     expect(Object.keys(canaries).sort()).toEqual(sopsEntriesFor("hetzner").map((e) => e.key).sort());
-    expect(Object.keys(generatedMarkers)).toEqual(["NB_AUTHENTIK_CLIENT_SECRET"]);
-    for (const value of Object.values(generatedMarkers)) expect(value).toMatch(/^[A-Za-z0-9]{64}$/);
+    expect(Object.keys(generatedMarkers)).toEqual(["NB_AUTHENTIK_CLIENT_SECRET", "NB_SESSION_COOKIE_KEY"]);
+    for (const value of Object.values(generatedMarkers)) expect(value).toMatch(/^[A-Za-z0-9]{32,64}$/);
     expect(new Set(Object.values(markers)).size).toBe(Object.keys(markers).length);
     for (const [key, value] of Object.entries(canaries)) expect(value, key).toContain(markers[key]);
   });
