@@ -18,6 +18,9 @@ export interface VpsSettings {
   readonly publicServices: readonly { readonly name: string; readonly upstream: string }[];
   /** Data root on the VPS. */
   readonly dataRoot: string;
+  /** The Compose network's IPv4 range and Traefik's fixed address in it. */
+  readonly networkSubnet: string;
+  readonly traefikAddress: string;
   /** Stable device path of the persistent data volume, when one is attached. */
   readonly volumeDevice?: string;
 }
@@ -72,6 +75,8 @@ export function renderEnv(settings: VpsSettings, secrets: SecretValues): string 
     ["AUTHENTIK_GITHUB_CLIENT_ID", settings.authentikGithubClientId ?? ""],
     ["BIFROST_PUBLIC_SERVICES", settings.publicServices.map((s) => `${s.name}=${s.upstream}`).join(" ")],
     ["BIFROST_DATA", settings.dataRoot],
+    ["BIFROST_NETWORK_SUBNET", settings.networkSubnet],
+    ["BIFROST_TRAEFIK_ADDRESS", settings.traefikAddress],
     ["BIFROST_VOLUME_DEVICE", settings.volumeDevice],
     ["BIFROST_REQUIRED_SECRETS", requiredOnVps().join(" ")],
     ...secretVariables(".env", secrets),

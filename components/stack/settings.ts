@@ -43,6 +43,11 @@ export interface HetznerSettings {
   readonly publicServices: readonly PublicService[];
   readonly extraFirewallRules: readonly FirewallOpening[];
   readonly dataRoot: string;
+  /**
+   * The Compose network's IPv4 range. Pinned (as NetBird's getting-started.sh pins 172.30.0.0/24)
+   * so Traefik has a fixed address that netbird-proxy trusts for PROXY protocol headers.
+   */
+  readonly networkSubnet: string;
   /** Fully qualified name of the hetzner-data stack (`org/project/stack`). */
   readonly dataStack: string;
 }
@@ -201,6 +206,11 @@ export function checkHetznerSettings(get: ConfigGetter): Checked<HetznerSettings
     publicServices: r.list("publicServices", (v, w) => r.publicService(v, w)),
     extraFirewallRules: r.list("extraFirewallRules", (v, w) => r.firewallOpening(v, w)),
     dataRoot: r.string("dataRoot", { test: (v) => /^\/[A-Za-z0-9._/-]+$/.test(v), expected: "an absolute path" }, "/var/lib/bifrost"),
+    networkSubnet: r.string(
+      "networkSubnet",
+      { test: (v) => traefikAddress(v) !== undefined, expected: "an IPv4 network from /16 to /28 written as its first address, such as 172.30.0.0/24, that no other network of the server uses" },
+      "172.30.0.0/24",
+    ),
     dataStack: r.string("dataStack", { test: (v) => /^[\w.-]+\/[\w.-]+\/[\w.-]+$/.test(v), expected: "a fully qualified stack name, org/project/stack" }),
   };
   return r.problems.length > 0 ? { problems: r.problems } : { settings: settings as HetznerSettings, problems: [] };
@@ -268,7 +278,26 @@ export function vpsSettingsOf(s: HetznerSettings, volumeId: number | string): Vp
     authentikGithubClientId: s.authentikGithubClientId,
     publicServices: s.publicServices,
     dataRoot: s.dataRoot,
+    networkSubnet: s.networkSubnet,
+    traefikAddress: traefikAddress(s.networkSubnet) as string,
     // Hetzner's stable name for a volume's block device, whatever order the kernel finds it in.
     volumeDevice: `/dev/disk/by-id/scsi-0HC_Volume_${volumeId}`,
   };
+}
+
+/**
+ * Traefik's fixed address in the Compose network: the subnet's 10th address, as NetBird's
+ * getting-started.sh gives Traefik 172.30.0.10. Undefined when `subnet` is not an IPv4 network
+ * (prefix 16 to 28, no host bits set).
+ */
+export function traefikAddress(subnet: string): string | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(subnet);
+  if (!m) return undefined;
+  const octets = m.slice(1, 5).map(Number);
+  const prefix = Number(m[5]);
+  if (octets.some((o) => o > 255) || prefix < 16 || prefix > 28) return undefined;
+  const network = octets.reduce((a, o) => a * 256 + o, 0);
+  if (network % 2 ** (32 - prefix) !== 0) return undefined;
+  const address = network + 10;
+  return [24, 16, 8, 0].map((shift) => Math.floor(address / 2 ** shift) % 256).join(".");
 }

@@ -135,3 +135,12 @@ describe("Traefik and NetBird's first-boot setup", () => {
     expect(compose.services["netbird-server"].ports).toContain("127.0.0.1:8081:80");
   });
 });
+
+describe("Traefik and netbird-proxy's client addresses", () => {
+  it("sends a PROXY protocol v2 header on the TLS passthrough to netbird-proxy (a TCP serversTransport, Traefik >= 3.5.2)", () => {
+    const tcp = (dynamicConfig() as unknown as { tcp: { serversTransports: Record<string, { proxyProtocol?: { version?: number } }>; services: Record<string, { loadBalancer: { serversTransport?: string } }> } }).tcp;
+    const transport = tcp.services["netbird-proxy"].loadBalancer.serversTransport;
+    expect(transport).toBeDefined();
+    expect(tcp.serversTransports[transport!].proxyProtocol).toEqual({ version: 2 });
+  });
+});

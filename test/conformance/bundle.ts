@@ -14,6 +14,9 @@ export const settings: VpsSettings = {
     { name: "home", upstream: "https://100.64.0.11" },
   ],
   dataRoot: "/var/lib/bifrost",
+  // The benchmarking range (RFC 2544), never a private or public network.
+  networkSubnet: "198.18.0.0/24",
+  traefikAddress: "198.18.0.10",
   volumeDevice: "/dev/disk/by-id/scsi-0HC_Volume_4242",
 };
 

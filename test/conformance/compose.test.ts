@@ -128,6 +128,20 @@ describe("Compose v2 from Debian trixie (docker compose config)", () => {
     }
   });
 
+  it("pins the network and Traefik's address, and netbird-proxy trusts PROXY headers from that address only (real Compose)", () => {
+    const r = composeConfig(bundleWith(canaryValues("hetzner", "pp")));
+    expect(r.stderr).toBe("");
+    const model = r.model as unknown as {
+      networks: Record<string, { ipam?: { config?: { subnet?: string }[] } }>;
+      services: Record<string, { networks?: Record<string, { ipv4_address?: string } | null>; environment: Record<string, string> | string[] }>;
+    };
+    expect(model.networks.bifrost.ipam?.config).toEqual([{ subnet: "198.18.0.0/24" }]);
+    expect(model.services.traefik.networks?.bifrost?.ipv4_address).toBe("198.18.0.10");
+    const proxy = environmentOf(model.services["netbird-proxy"] as unknown as Service);
+    expect(proxy.NB_PROXY_PROXY_PROTOCOL).toBe("true");
+    expect(proxy.NB_PROXY_TRUSTED_PROXIES).toBe("198.18.0.10");
+  });
+
   it("lets no secret reach a service that is not among its catalog consumers", () => {
     const b = bundleWith(canaryValues("hetzner", "blast"));
     const r = composeConfig(b);

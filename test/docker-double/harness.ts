@@ -71,6 +71,9 @@ export class Bifrost {
       netbirdOwnerEmail: "owner@example.test",
       publicServices: options.publicServices ?? [{ name: "grafana", upstream: "http://100.64.0.10:3000" }],
       dataRoot: this.data,
+      // The benchmarking range (RFC 2544), never a private or public network.
+      networkSubnet: "198.18.0.0/24",
+      traefikAddress: "198.18.0.10",
       volumeDevice: options.volumeDevice,
     };
     this.double = new DockerDouble(path.join(this.root, "docker"));
