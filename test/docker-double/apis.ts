@@ -423,7 +423,9 @@ export class NetbirdDouble {
       }
       if (one) {
         const existing = store.identityProviders.find((i) => i.id === one[1]);
-        if (!existing) return { status: 404, body: { message: "identity provider not found", code: 404 } };
+        // identity_provider.go UpdateIdentityProvider: no lookup first; Dex's UpdateConnector fails
+        // for an unknown id and the error becomes status.Internal, a 500.
+        if (!existing) return { status: 500, body: { message: "failed to update identity provider: connector not found", code: 500 } };
         // idp/dex/connector.go: non-empty fields overlay the stored connector.
         existing.issuer = String(b.issuer);
         existing.client_id = String(b.client_id);
@@ -439,21 +441,35 @@ export class NetbirdDouble {
     return { status: 404, body: { message: `docker double: unsupported NetBird call ${method} ${p}`, code: 404 } };
   }
 
-  /** POST /api/setup (management/server/instance/setup_service.go, manager.go CreateOwnerUser). */
+  /**
+   * POST /api/setup, checked in upstream's order (netbird v0.77.1): the handler decodes the body
+   * (handlers/instance/instance_handler.go setup: 400), SetupService normalises the PAT options
+   * (instance/setup_service.go normalizeSetupOptions: create_pat is silently dropped without
+   * NB_SETUP_PAT_ENABLED=true, pat_expire_in defaults to 1 and must be 1..365: 422), then
+   * CreateOwnerUser validates email, name and password (manager.go validateSetupInfo: 422) and
+   * only then refuses a second setup (412, "setup already completed").
+   */
   private setup(store: NetbirdStore, body: Record<string, unknown>): Reply {
     this.setupCalls += 1;
-    if (store.owner) return { status: 412, body: { message: "setup already completed", code: 412 } };
+    if (!body || typeof body !== "object") return { status: 400, body: { message: "invalid request body", code: 400 } };
+    const env = this.containers.healthyEnv("netbird-server") ?? {};
+    const createPat = body.create_pat === true && env.NB_SETUP_PAT_ENABLED === "true";
+    const days = Number(body.pat_expire_in ?? 1);
+    if (createPat && (days < 1 || days > 365)) return { status: 422, body: { message: "pat_expire_in must be between 1 and 365", code: 422 } };
     const password = String(body.password ?? "");
-    if (!/^[^@\s]+@[^@\s]+$/.test(String(body.email ?? "")) || !body.name || password.length < 8 || password.length > 72)
-      return { status: 422, body: { message: "invalid setup request", code: 422 } };
+    const invalid =
+      (!body.email && "email is required") ||
+      (!/^[^@\s]+@[^@\s]+$/.test(String(body.email)) && "invalid email format") ||
+      (!body.name && "name is required") ||
+      (!password && "password is required") ||
+      (password.length < 8 && "password must be at least 8 characters") ||
+      (password.length > 72 && "password must be at most 72 characters");
+    if (invalid) return { status: 422, body: { message: invalid, code: 422 } };
+    if (store.owner) return { status: 412, body: { message: "setup already completed", code: 412 } };
     const owner = { user_id: randomUUID(), email: String(body.email) };
     store.owner = owner;
     const reply: Record<string, unknown> = { user_id: owner.user_id, email: owner.email };
-    // Without NB_SETUP_PAT_ENABLED=true create_pat is silently ignored (setup_service.go :56-69).
-    const env = this.containers.healthyEnv("netbird-server") ?? {};
-    if (body.create_pat === true && env.NB_SETUP_PAT_ENABLED === "true") {
-      const days = Number(body.pat_expire_in ?? 1);
-      if (days < 1 || days > 365) return { status: 422, body: { message: "pat_expire_in out of range", code: 422 } };
+    if (createPat) {
       const token = `nbp_${base62(36)}`;
       store.pats.push({ token, user_id: owner.user_id, expires_days: days });
       reply.personal_access_token = token;
