@@ -179,7 +179,7 @@ run_step() { # $1: step
 # Starts every step whose needs are done, waits for any to finish, and repeats. After a
 # failure nothing new starts; the steps under way finish, then the run fails.
 run_graph() {
-  local step dep ready finished rc failed=""
+  local step dep ready finished rc pid failed=""
   local -A finished_steps=() running=()
   local -A step_of=()
   while ((${#finished_steps[@]} < ${#GRAPH_ORDER[@]})); do
@@ -196,7 +196,20 @@ run_graph() {
     fi
     ((${#running[@]} > 0)) || break
     rc=0
+    finished=""
     wait -n -p finished "${running[@]}" || rc=$?
+    if [[ -z $finished ]]; then
+      # `wait -n` can return without naming a job when the one that ended was already reaped
+      # while a command substitution ran; `wait PID` still has that job's status.
+      for pid in "${running[@]}"; do
+        kill -0 "$pid" 2>/dev/null && continue
+        rc=0
+        wait "$pid" || rc=$?
+        finished=$pid
+        break
+      done
+      [[ -n $finished ]] || continue
+    fi
     step=${step_of[$finished]}
     unset "running[$step]"
     if ((rc == 0)); then
