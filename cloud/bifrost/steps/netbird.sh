@@ -105,6 +105,13 @@ renew_netbird_pat() {
     STEP_NOTE="set up before, PAT valid"
     return 0
   fi
+  # NetBird refuses an expired PAT like any unknown token (middleware/auth_middleware.go), and
+  # only the owner's login can make a new one: say so rather than fail on the call.
+  if [[ -n $expires ]] && ((expires <= $(date +%s))); then
+    die "NetBird's PAT in $STATE_FILE expired (the bootstrap renews it only when it runs in its last ${PAT_RENEW_DAYS} days)." \
+      "Log in to NetBird's dashboard as the owner, create a personal access token, store it in $STATE_FILE" \
+      "as .netbird.pat with .netbird.pat_expires (epoch seconds), and run 'just core hetzner up' again."
+  fi
   user_id=$(state_get .netbird.user_id)
   body=$(DAYS=$PAT_DAYS jq -n '{name: "bifrost-bootstrap", expires_in: (env.DAYS | tonumber)}')
   response=$(api POST "$NETBIRD_API/api/users/$user_id/tokens" "$(netbird_pat)" "$body") || die "renewing NetBird's PAT failed"

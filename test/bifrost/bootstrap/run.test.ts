@@ -153,6 +153,35 @@ describe("bootstrap.sh in the docker double", () => {
     expect(r.stdout).toContain("step netbird-idp: ok, registered, unchanged");
   });
 
+  it("renews NetBird's PAT in its last 30 days; the new one authenticates", async () => {
+    const b = await bifrost();
+    expect((await b.run()).code).toBe(0);
+    const statePath = path.join(b.data, "bootstrap-state.json");
+    const state = b.state();
+    const old = state.netbird.pat;
+    // 340 days on: NetBird's clock and the recorded expiry agree that 25 days are left.
+    b.double.netbird.clockOffsetDays = 340;
+    fs.writeFileSync(statePath, JSON.stringify({ ...state, netbird: { ...state.netbird, pat_expires: String(Math.floor(Date.now() / 1000) + 25 * 86400) } }));
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("step netbird-setup: ok, set up before, PAT renewed");
+    expect(b.state().netbird.pat).not.toBe(old);
+    expect(b.double.netbird.api.calls.filter((c) => c.startsWith("POST /api/users/"))).toHaveLength(1);
+  });
+
+  it("a PAT that expired while nothing ran: a clear way out instead of a failed call", async () => {
+    const b = await bifrost();
+    expect((await b.run()).code).toBe(0);
+    const state = b.state();
+    b.double.netbird.clockOffsetDays = 400;
+    fs.writeFileSync(path.join(b.data, "bootstrap-state.json"), JSON.stringify({ ...state, netbird: { ...state.netbird, pat_expires: String(Math.floor(Date.now() / 1000) - 35 * 86400) } }));
+    const r = await b.run();
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/NetBird's PAT in .*bootstrap-state\.json expired/);
+    expect(r.stderr).toContain("create a personal access token");
+    expect(r.stderr).not.toContain(state.netbird.pat);
+  });
+
   it("an interruption after NetBird answered /api/setup loses nothing: the recorded answer is picked up, setup is not called again", async () => {
     const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
     expect((await b.run()).code).toBe(0);
