@@ -323,7 +323,7 @@ function blueprintTags(env: Record<string, string>): (ScalarTag | CollectionTag)
 
 interface NetbirdStore {
   owner?: { user_id: string; email: string };
-  pats: { token: string; user_id: string; expires_days: number }[];
+  pats: { token: string; user_id: string; expires_days: number; created_ms?: number }[];
   proxyTokens: string[];
   setupKeys: { name: string; key: string; type: string; expires_in: number }[];
   identityProviders: { id: string; type: string; name: string; issuer: string; client_id: string; client_secret: string }[];
@@ -342,6 +342,8 @@ export class NetbirdDouble {
   readonly api: ApiServer;
   /** Calls that reached POST /api/setup, whatever their outcome. */
   setupCalls = 0;
+  /** Days NetBird's clock runs ahead of the host's, to let PATs expire. */
+  clockOffsetDays = 0;
   /** Runs after /api/setup committed the owner and before the answer leaves (a test's interruption point). */
   afterSetupCommit?: () => void;
   /** Set by the docker double: the issuer Authentik serves a discovery document for, when reachable. */
@@ -379,7 +381,10 @@ export class NetbirdDouble {
     if (method === "POST" && p === "/api/setup") return this.setup(store, body as Record<string, unknown>);
     // `Authorization: Token nbp_…` (management/server/http/middleware/auth_middleware.go).
     const auth = headers.authorization ?? "";
-    const pat = store.pats.find((t) => `Token ${t.token}` === auth);
+    // An expired PAT is refused like an unknown one (middleware/auth_middleware.go
+    // checkPATFromRequest: "token expired" is no status error, so it becomes 401 "token invalid").
+    const now = Date.now() + this.clockOffsetDays * 86_400_000;
+    const pat = store.pats.find((t) => `Token ${t.token}` === auth && (t.created_ms ?? 0) + t.expires_days * 86_400_000 > now);
     if (!pat) return { status: 401, body: { message: "token invalid", code: 401 } };
     const b = (body ?? {}) as Record<string, unknown>;
     // POST /api/users/{id}/tokens (management/server/http/handlers/users/pat_handler.go).
@@ -387,7 +392,7 @@ export class NetbirdDouble {
     if (method === "POST" && tokens) {
       if (tokens[1] !== pat.user_id) return { status: 403, body: { message: "permission denied", code: 403 } };
       const token = `nbp_${base62(36)}`;
-      store.pats.push({ token, user_id: pat.user_id, expires_days: Number(b.expires_in) });
+      store.pats.push({ token, user_id: pat.user_id, expires_days: Number(b.expires_in), created_ms: now });
       this.save(store);
       return { status: 200, body: { plain_token: token, personal_access_token: { id: randomUUID(), name: b.name } } };
     }
@@ -399,14 +404,20 @@ export class NetbirdDouble {
       this.save(store);
       return { status: 200, body: { id: randomUUID(), name: b.name, revoked: false, plain_token: token } };
     }
-    // POST /api/setup-keys (handlers/setup_keys/setupkeys_handler.go: type reusable|one-off, plain key only here).
+    // POST /api/setup-keys (handlers/setup_keys/setupkeys_handler.go createSetupKey, in its order:
+    // name required, type reusable|one-off, a one-off key's usage_limit at most 1, expires_in not
+    // negative, each 422; auto_groups and expires_in default to [] and 0). The plain key only here.
     if (method === "POST" && p === "/api/setup-keys") {
-      if (b.type !== "reusable" && b.type !== "one-off") return { status: 422, body: { message: "invalid key type", code: 422 } };
-      if (!Array.isArray(b.auto_groups) || typeof b.expires_in !== "number") return { status: 422, body: { message: "missing fields", code: 422 } };
+      if (typeof b.name !== "string" || b.name === "") return { status: 422, body: { message: "setup key name shouldn't be empty", code: 422 } };
+      if (b.type !== "reusable" && b.type !== "one-off") return { status: 422, body: { message: `unknown setup key type ${String(b.type ?? "")}`, code: 422 } };
+      if (b.type === "one-off" && Number(b.usage_limit ?? 0) > 1)
+        return { status: 422, body: { message: `usage_limit ${String(b.usage_limit)} is not valid for a one-off setup key, which can be used once; use type reusable for a key that can be used more than once`, code: 422 } };
+      const expiresIn = Number(b.expires_in ?? 0);
+      if (expiresIn < 0) return { status: 422, body: { message: "expiresin can not be in the past", code: 422 } };
       const key = randomUUID().toUpperCase();
-      store.setupKeys.push({ name: String(b.name), key, type: b.type, expires_in: b.expires_in });
+      store.setupKeys.push({ name: b.name, key, type: b.type, expires_in: expiresIn });
       this.save(store);
-      return { status: 200, body: { id: randomUUID(), name: b.name, type: b.type, key, valid: true } };
+      return { status: 200, body: { id: randomUUID(), name: b.name, type: b.type, key, valid: true, auto_groups: Array.isArray(b.auto_groups) ? b.auto_groups : [] } };
     }
     // /api/identity-providers (handlers/idp/idp_handler.go): the secret is never returned.
     const view = ({ client_secret: _hidden, ...idp }: NetbirdStore["identityProviders"][number]) => idp;
@@ -471,7 +482,7 @@ export class NetbirdDouble {
     const reply: Record<string, unknown> = { user_id: owner.user_id, email: owner.email };
     if (createPat) {
       const token = `nbp_${base62(36)}`;
-      store.pats.push({ token, user_id: owner.user_id, expires_days: days });
+      store.pats.push({ token, user_id: owner.user_id, expires_days: days, created_ms: Date.now() + this.clockOffsetDays * 86_400_000 });
       reply.personal_access_token = token;
     }
     this.save(store);

@@ -44,3 +44,28 @@ describe("NetBird double: PUT /api/identity-providers/{id} of an unknown id (ide
     }
   }, 60_000);
 });
+
+describe("NetBird double: POST /api/setup-keys (setupkeys_handler.go createSetupKey)", () => {
+  it("requires a name, defaults auto_groups and expires_in, refuses a one-off key for several uses", async () => {
+    const b = await new Bifrost({ secrets: canarySecrets() }).start();
+    try {
+      expect((await b.run()).code).toBe(0);
+      const post = async (body: unknown) => {
+        const res = await fetch(`http://127.0.0.1:${b.double.netbird.api.port}/api/setup-keys`, {
+          method: "POST",
+          headers: { Authorization: `Token ${b.state().netbird?.pat}`, "Content-Type": "application/json" },
+          body: JSON.stringify(body),
+        });
+        return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+      };
+      expect((await post({ type: "reusable" })).body.message).toBe("setup key name shouldn't be empty");
+      expect((await post({ name: "k", type: "one-off", usage_limit: 2 })).status).toBe(422);
+      expect((await post({ name: "k", type: "reusable", expires_in: -1 })).status).toBe(422);
+      const ok = await post({ name: "k", type: "one-off" });
+      expect(ok.status).toBe(200);
+      expect(ok.body.auto_groups).toEqual([]);
+    } finally {
+      await b.stop();
+    }
+  }, 60_000);
+});
