@@ -102,6 +102,31 @@ export interface OAuthSource {
   consumer_key: string;
 }
 
+/**
+ * The objects the NetBird blueprint finds, by the Authentik blueprint instance that makes them
+ * (blueprints/default/flow-default-*.yaml, blueprints/system/providers-oauth2.yaml; instance =
+ * the file's metadata name).
+ */
+const objectsMadeBy: Record<string, string> = {
+  "authentik_flows.flow slug default-provider-authorization-implicit-consent": "Default - Provider authorization flow (implicit consent)",
+  "authentik_flows.flow slug default-provider-invalidation-flow": "Default - Provider invalidation flow",
+  "authentik_flows.flow slug default-source-authentication": "Default - Source authentication flow",
+  "authentik_flows.flow slug default-source-enrollment": "Default - Source enrollment flow",
+  "authentik_providers_oauth2.scopemapping managed goauthentik.io/providers/oauth2/scope-openid": "System - OAuth2 Provider - Scopes",
+  "authentik_providers_oauth2.scopemapping managed goauthentik.io/providers/oauth2/scope-email": "System - OAuth2 Provider - Scopes",
+  "authentik_providers_oauth2.scopemapping managed goauthentik.io/providers/oauth2/scope-profile": "System - OAuth2 Provider - Scopes",
+};
+
+/** The instances of Authentik's own blueprints the NetBird blueprint depends on. */
+export const authentikDefaultInstances = [...new Set(Object.values(objectsMadeBy))];
+
+/** Authentik's database as far as the bootstrap touches it (kept by the docker double on the postgres volume). */
+export interface AuthentikDb {
+  tokens: Record<string, { user: string; key: string; intent: string; expiring: boolean }>;
+  discovered: string[];
+  applied: string[];
+}
+
 /** Authentik's objects that the blueprint makes, and its API over them. */
 export class AuthentikDouble {
   readonly providers = new Map<string, OAuth2Provider>();
@@ -109,7 +134,7 @@ export class AuthentikDouble {
   readonly sources = new Map<string, OAuthSource>();
   readonly api: ApiServer;
   /** Authentik's database (tokens, discovered and applied blueprint instances), from the docker double. */
-  database: () => { tokens: Record<string, { key: string; intent: string; user: string }>; discovered: string[]; applied: string[] } = () => ({ tokens: {}, discovered: [], applied: [] });
+  database: () => AuthentikDb = () => ({ tokens: {}, discovered: [], applied: [] });
   /** A metaapplyblueprint entry: applies the named instance if discovered, false otherwise. */
   applyInstance: (name: string) => boolean = () => false;
   private nextPk = 1;
@@ -198,18 +223,9 @@ export class AuthentikDouble {
    * was applied; the self-signed certificate from authentik-server's first start on.
    */
   private find(model: string, field: string, value: string): string | null {
-    const madeBy: Record<string, string> = {
-      "authentik_flows.flow slug default-provider-authorization-implicit-consent": "Default - Provider authorization flow (implicit consent)",
-      "authentik_flows.flow slug default-provider-invalidation-flow": "Default - Provider invalidation flow",
-      "authentik_flows.flow slug default-source-authentication": "Default - Source authentication flow",
-      "authentik_flows.flow slug default-source-enrollment": "Default - Source enrollment flow",
-      "authentik_providers_oauth2.scopemapping managed goauthentik.io/providers/oauth2/scope-openid": "System - OAuth2 Provider - Scopes",
-      "authentik_providers_oauth2.scopemapping managed goauthentik.io/providers/oauth2/scope-email": "System - OAuth2 Provider - Scopes",
-      "authentik_providers_oauth2.scopemapping managed goauthentik.io/providers/oauth2/scope-profile": "System - OAuth2 Provider - Scopes",
-    };
     const key = `${model} ${field} ${value}`;
     if (key === "authentik_crypto.certificatekeypair name authentik Self-signed Certificate") return `pk:${key}`;
-    const instance = madeBy[key];
+    const instance = objectsMadeBy[key];
     if (!instance) throw new Error(`docker double: !Find of ${key} is not modelled`);
     return this.database().applied.includes(instance) ? `pk:${key}` : null;
   }

@@ -14,7 +14,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
-import { AuthentikDouble, NetbirdDouble, type Containers } from "./apis";
+import { AuthentikDouble, authentikDefaultInstances, NetbirdDouble, type AuthentikDb, type Containers } from "./apis";
 
 export interface DoubleConfig {
   /** Milliseconds from (re)creation or restart until the service's health check passes. */
@@ -70,32 +70,8 @@ interface ResolvedService {
   other: Record<string, unknown>;
 }
 
-interface StoredToken {
-  user: string;
-  key: string;
-  intent: string;
-  expiring: boolean;
-}
+type StoredToken = AuthentikDb["tokens"][string];
 
-/**
- * Authentik's database as far as the bootstrap touches it, in a file on the postgres volume
- * (where Authentik keeps it), so a new server on the old volume finds it: API tokens by
- * identifier, the blueprint instances the worker discovered, and those it applied.
- */
-interface AuthentikDb {
-  tokens: Record<string, StoredToken>;
-  discovered: string[];
-  applied: string[];
-}
-
-/** The instances of Authentik's own blueprints that the NetBird blueprint depends on (their metadata names upstream). */
-export const authentikDefaultInstances = [
-  "Default - Provider authorization flow (implicit consent)",
-  "Default - Provider invalidation flow",
-  "System - OAuth2 Provider - Scopes",
-  "Default - Source authentication flow",
-  "Default - Source enrollment flow",
-];
 
 interface Request {
   cwd: string;
@@ -476,6 +452,7 @@ export class DockerDouble {
     return new Map(Object.entries(this.authentikDb().tokens));
   }
 
+  /** Authentik's database lives in a file on the postgres volume, so a new server on the old volume finds it. */
   private authentikDbFile(): string | undefined {
     const data = this.containers.get("authentik-postgres");
     const host = data?.config.volumes.map((v) => v.split(":")).find(([, target]) => target === "/var/lib/postgresql/data");

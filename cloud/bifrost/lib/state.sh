@@ -2,6 +2,7 @@
 # Sourced by bootstrap.sh: what the bootstrap records on the data root. Keyed fingerprints,
 # bootstrap-state.json (mode 0600) and the one-time answers of minting calls.
 
+# HMAC-SHA-256 under a random per-host key kept beside the data, so a fingerprint neither
 # reveals the value nor can be checked against guesses without that key. The secret goes to
 # openssl on stdin; only the (non-catalog) fingerprint key is on its command line.
 fingerprint_of() { # $1: name → FINGERPRINT
@@ -16,7 +17,6 @@ fingerprint_of() { # $1: name → FINGERPRINT
   digest=$(printf '%s' "${CONF[$1]}" | openssl dgst -sha256 -hmac "$FINGERPRINT_KEY" -r)
   FINGERPRINT=${digest%% *}
 }
-
 
 # Steps run at the same time, so every read-modify-write holds the state's lock. Values reach
 # jq through its environment (never its command line) and leave it on stdout only.
