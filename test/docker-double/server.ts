@@ -14,7 +14,8 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
-import { AuthentikDouble, authentikDefaultInstances, NetbirdDouble, type AuthentikDb, type Containers } from "./apis";
+import { NetbirdDouble, type Containers } from "./apis";
+import { AuthentikDouble, emptyAuthentikDb, type AuthentikDb, type AuthentikStore, type DiscoveryTimeline, type StoredToken } from "./authentik";
 
 export interface DoubleConfig {
   /** Milliseconds from (re)creation or restart until the service's health check passes. */
@@ -27,14 +28,8 @@ export interface DoubleConfig {
   akFailures: number;
   /** Milliseconds an `ak` management command takes before it acts: it boots Django first. */
   akCommandMs?: number;
-  /**
-   * Authentik's worker discovers and applies its own blueprints after it is healthy, in no set
-   * order (authentik/blueprints/v1/tasks.py blueprints_discovery; docs customize/blueprints
-   * "not guaranteed to follow any specific order"). Milliseconds after the worker is healthy:
-   * `bootstrap` (akadmin and authentik-bootstrap-token), `instances` (the default and system
-   * blueprint instances exist), `applied` (the worker has applied them: flows, scope mappings).
-   */
-  discoveryMs?: { bootstrap: number; instances: number; applied: number };
+  /** When the worker's blueprint discovery makes what, after it is healthy (see DiscoveryTimeline). */
+  discoveryMs?: DiscoveryTimeline;
   /** 1-based index of the docker call at which the caller's process group is SIGKILLed. */
   killAtCall?: number;
 }
@@ -70,8 +65,6 @@ interface ResolvedService {
   other: Record<string, unknown>;
 }
 
-type StoredToken = AuthentikDb["tokens"][string];
-
 
 interface Request {
   cwd: string;
@@ -106,6 +99,9 @@ export class DockerDouble {
   config: DoubleConfig = { delaysMs: {}, unhealthy: [], neverHealthy: [], akFailures: 0 };
   port = 0;
   private server?: net.Server;
+  /** The container whose `ak` command is running, else the worker (its discovery): who made an Authentik event. */
+  private authentikActor = "authentik-worker";
+  private discovering = false;
 
   /** NetBird's and Authentik's HTTP APIs, answering while their containers are healthy. */
   readonly netbird: NetbirdDouble;
@@ -125,12 +121,7 @@ export class DockerDouble {
       },
     };
     this.netbird = new NetbirdDouble(containers);
-    this.authentik = new AuthentikDouble(containers);
-    this.authentik.database = () => {
-      this.discover();
-      return this.authentikDb();
-    };
-    this.authentik.applyInstance = (name) => this.applyInstance(name);
+    this.authentik = new AuthentikDouble(containers, this.authentikStore(), (kind) => this.events.push({ kind, service: this.authentikActor }));
     // NetBird fetches <issuer>/.well-known/openid-configuration over the public name: it
     // answers when Traefik and authentik-server run and the issuer's application exists.
     this.netbird.discoverable = (issuer) => {
@@ -436,158 +427,88 @@ export class DockerDouble {
     const c = this.containers.get(name);
     if (!c || !c.running) throw new Failure(`Error response from daemon: No such container: ${name}`);
     if (this.health(c) === "starting") throw new Failure(`Error response from daemon: container ${name} is not running`);
-    this.discover();
-    if (name === "authentik-server" && command[0] === "ak" && command[1] === "shell" && command[2] === "-c" && command.length === 4) return this.akShell(c, command[3], out);
-    if (!name.startsWith("authentik-") || command[0] !== "ak" || command[1] !== "apply_blueprint" || command.length !== 3)
-      throw new Failure(`docker double: unsupported: docker exec ${args.join(" ")}`, 127);
-    const mount = c.config.volumes.map((v) => v.split(":")).find(([, target]) => command[2].startsWith(`${target}/`));
-    const file = mount ? path.join(path.resolve(c.cwd, mount[0]), command[2].slice(mount[1].length + 1)) : command[2];
-    const error = this.authentik.applyBlueprint(file, c.config.environment);
-    if (error) throw new Failure(error);
-    this.events.push({ kind: "blueprint", service: name });
-  }
-
-  /** The API tokens Authentik holds, by identifier (read-only view for tests). */
-  get tokens(): Map<string, StoredToken> {
-    return new Map(Object.entries(this.authentikDb().tokens));
-  }
-
-  /** Authentik's database lives in a file on the postgres volume, so a new server on the old volume finds it. */
-  private authentikDbFile(): string | undefined {
-    const data = this.containers.get("authentik-postgres");
-    const host = data?.config.volumes.map((v) => v.split(":")).find(([, target]) => target === "/var/lib/postgresql/data");
-    return data && host ? path.join(path.resolve(data.cwd, host[0]), "double-authentik-db.json") : undefined;
-  }
-
-  private authentikDb(): AuthentikDb {
-    const file = this.authentikDbFile();
-    return file && fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : { tokens: {}, discovered: [], applied: [] };
-  }
-
-  private saveAuthentikDb(db: AuthentikDb): void {
-    const file = this.authentikDbFile();
-    if (!file) throw new Failure("django.db.utils.OperationalError: connection to server failed");
-    fs.writeFileSync(file, JSON.stringify(db, null, 2));
-  }
-
-  /**
-   * The worker's blueprint discovery, caught up to now (see DoubleConfig.discoveryMs). The
-   * bootstrap blueprint (blueprints/system/bootstrap.yaml) creates akadmin with
-   * AUTHENTIK_BOOTSTRAP_PASSWORD and authentik-bootstrap-token with AUTHENTIK_BOOTSTRAP_TOKEN,
-   * both `state: created`: only when absent, never updated.
-   */
-  private discover(): void {
-    const worker = this.containers.get("authentik-worker");
-    if (!worker || !worker.running || this.health(worker) !== "healthy" || !this.authentikDbFile()) return;
-    const timeline = this.config.discoveryMs ?? { bootstrap: 0, instances: 0, applied: 0 };
-    const since = Date.now() - this.readyAt(worker);
-    const db = this.authentikDb();
-    let changed = false;
-    if (since >= timeline.bootstrap) {
-      const adminFile = this.adminPasswordFile();
-      const env = worker.config.environment;
-      if (adminFile && !fs.existsSync(adminFile) && env.AUTHENTIK_BOOTSTRAP_PASSWORD !== undefined) fs.writeFileSync(adminFile, env.AUTHENTIK_BOOTSTRAP_PASSWORD);
-      if (!db.tokens["authentik-bootstrap-token"] && env.AUTHENTIK_BOOTSTRAP_TOKEN) {
-        db.tokens["authentik-bootstrap-token"] = { user: "akadmin", key: env.AUTHENTIK_BOOTSTRAP_TOKEN, intent: "api", expiring: false };
-        this.events.push({ kind: "token-create", service: "authentik-worker" });
-        changed = true;
-      }
+    this.authentikActor = name;
+    try {
+      if (name === "authentik-server" && command[0] === "ak" && command[1] === "shell" && command[2] === "-c" && command.length === 4) return this.akShell(c, command[3], out);
+      if (!name.startsWith("authentik-") || command[0] !== "ak" || command[1] !== "apply_blueprint" || command.length !== 3)
+        throw new Failure(`docker double: unsupported: docker exec ${args.join(" ")}`, 127);
+      const mount = c.config.volumes.map((v) => v.split(":")).find(([, target]) => command[2].startsWith(`${target}/`));
+      const file = mount ? path.join(path.resolve(c.cwd, mount[0]), command[2].slice(mount[1].length + 1)) : command[2];
+      const error = this.authentik.applyBlueprint(file, c.config.environment);
+      if (error) throw new Failure(error);
+    } finally {
+      this.authentikActor = "authentik-worker";
     }
-    if (since >= timeline.instances && db.discovered.length === 0) {
-      db.discovered = [...authentikDefaultInstances];
-      changed = true;
-    }
-    if (since >= timeline.applied && db.applied.length < authentikDefaultInstances.length) {
-      db.applied = [...authentikDefaultInstances];
-      changed = true;
-    }
-    if (changed) this.saveAuthentikDb(db);
   }
 
-  /** A blueprint's metaapplyblueprint of an instance: applied now if discovered (authentik/blueprints/v1/meta/apply_blueprint.py). */
-  applyInstance(name: string): boolean {
-    const db = this.authentikDb();
-    if (!db.discovered.includes(name)) return false;
-    if (!db.applied.includes(name)) this.saveAuthentikDb({ ...db, applied: [...db.applied, name] });
-    return true;
-  }
-
-  /**
-   * `ak shell -c CODE` running bootstrap.sh's snippets (authentik/core/management/commands/
-   * shell.py exec()s CODE with every model in its namespace). Values come from the
-   * container's environment; akadmin must exist (User.DoesNotExist otherwise).
-   */
-  private akShell(c: Container, snippet: string, out: { stdout: string; stderr: string }): void {
+  private akShell(c: Container, snippet: string, out: { stdout: string }): void {
     if (this.config.akFailures > 0) {
       this.config.akFailures -= 1;
       throw new Failure("django.db.utils.OperationalError: the database system is starting up");
     }
-    if (this.adminPassword === undefined) throw new Failure("authentik.core.models.User.DoesNotExist: User matching query does not exist.");
-    if (snippet.includes("set_password")) return this.akAdminPassword(c, snippet, out);
-    const required = [
-      /os\.environ\["AUTHENTIK_BOOTSTRAP_TOKEN"\]/,
-      /User\.objects\.get\(username="akadmin"\)/,
-      /Token\.objects\.update_or_create\(\s*identifier="authentik-bootstrap-token"/,
-      /"intent": TokenIntents\.INTENT_API/,
-      /"expiring": False/,
-      /"key": key/,
-      /Token\.objects\.filter\(identifier__in=\["netbird-mgmt-token"\]\)\.delete\(\)/,
-      /print\("TOKEN:set REMOVED:" \+ str\(removed\)\)/,
-    ];
-    const missing = required.filter((re) => !re.test(snippet));
-    if (missing.length) throw new Failure(`docker double: ak shell snippet does not do what Authentik needs: ${missing.join(", ")}`);
-    const key = c.config.environment.AUTHENTIK_BOOTSTRAP_TOKEN;
-    if (!key) throw new Failure("KeyError: 'AUTHENTIK_BOOTSTRAP_TOKEN'");
-    const db = this.authentikDb();
-    db.tokens["authentik-bootstrap-token"] = { user: "akadmin", key, intent: "api", expiring: false };
-    const removed = db.tokens["netbird-mgmt-token"] ? 1 : 0;
-    delete db.tokens["netbird-mgmt-token"];
-    this.saveAuthentikDb(db);
-    this.events.push({ kind: "token-set", service: c.service });
-    if (removed) this.events.push({ kind: "token-delete", service: c.service });
-    // Authentik logs through structlog on stdout before the snippet's own output.
-    out.stdout += `{"event": "Booting authentik", "level": "info", "logger": "authentik.lib.config"}\nTOKEN:set REMOVED:${removed}\n`;
+    try {
+      out.stdout += this.authentik.shell(snippet, c.config.environment);
+    } catch (e) {
+      throw new Failure((e as Error).message);
+    }
   }
 
-  /** Seeds a token as an older bootstrap left it (for upgrade tests). */
+  /** The API tokens Authentik holds, by identifier (read-only view for tests). */
+  get tokens(): Map<string, StoredToken> {
+    return this.authentik.tokens;
+  }
+
+  get adminPassword(): string | undefined {
+    return this.authentik.adminPassword;
+  }
+
   seedToken(identifier: string, token: StoredToken): void {
-    const db = this.authentikDb();
-    db.tokens[identifier] = token;
-    this.saveAuthentikDb(db);
+    this.authentik.seedToken(identifier, token);
   }
 
   /**
-   * akadmin's password lives in Authentik's database (on the postgres volume). Authentik's
-   * bootstrap blueprint sets it from AUTHENTIK_BOOTSTRAP_PASSWORD when it creates akadmin, on
-   * the first start only (blueprints/system/bootstrap.yaml, `state: created`).
+   * Authentik's database, in a file on the postgres volume (so a new server on the old volume
+   * finds it, and a new volume starts empty), caught up with the worker's discovery whenever
+   * it is read: the double computes discovery lazily, where the worker runs it in the background.
    */
-  get adminPassword(): string | undefined {
-    const file = this.adminPasswordFile();
-    return file && fs.existsSync(file) ? fs.readFileSync(file, "utf8") : undefined;
+  private authentikStore(): AuthentikStore {
+    const file = () => {
+      const data = this.containers.get("authentik-postgres");
+      const host = data?.config.volumes.map((v) => v.split(":")).find(([, target]) => target === "/var/lib/postgresql/data");
+      return data && host ? path.join(path.resolve(data.cwd, host[0]), "double-authentik-db.json") : undefined;
+    };
+    const load = (): AuthentikDb => {
+      const f = file();
+      return f && fs.existsSync(f) ? JSON.parse(fs.readFileSync(f, "utf8")) : emptyAuthentikDb();
+    };
+    return {
+      read: () => {
+        this.discover();
+        return load();
+      },
+      transact: (change) => {
+        this.discover();
+        const f = file();
+        if (!f) throw new Failure("django.db.utils.OperationalError: connection to server failed");
+        const db = load();
+        const result = change(db);
+        fs.writeFileSync(f, JSON.stringify(db, null, 2));
+        return result;
+      },
+    };
   }
 
-  private adminPasswordFile(): string | undefined {
-    const data = this.containers.get("authentik-postgres");
-    const host = data?.config.volumes.map((v) => v.split(":")).find(([, target]) => target === "/var/lib/postgresql/data");
-    return data && host ? path.join(path.resolve(data.cwd, host[0]), "double-akadmin-password") : undefined;
-  }
-
-  /** bootstrap.sh's password snippet: check_password, else set_password + save (authentik/core/models.py User). */
-  private akAdminPassword(c: Container, snippet: string, out: { stdout: string }): void {
-    const required = [/os\.environ\["AUTHENTIK_BOOTSTRAP_PASSWORD"\]/, /User\.objects\.get\(username="akadmin"\)/, /user\.check_password\(password\)/, /user\.set_password\(password\)\s*\n\s*user\.save\(\)/];
-    const missing = required.filter((re) => !re.test(snippet));
-    if (missing.length) throw new Failure(`docker double: ak shell snippet does not do what Authentik needs: ${missing.join(", ")}`);
-    const password = c.config.environment.AUTHENTIK_BOOTSTRAP_PASSWORD;
-    if (password === undefined) throw new Failure("KeyError: 'AUTHENTIK_BOOTSTRAP_PASSWORD'");
-    const file = this.adminPasswordFile();
-    if (!file) throw new Failure("authentik.core.models.User.DoesNotExist: User matching query does not exist.");
-    if (this.adminPassword === password) {
-      out.stdout += "PASSWORD:unchanged\n";
-      return;
+  /** The worker's discovery caught up to now (see DoubleConfig.discoveryMs), while the worker is healthy. */
+  private discover(): void {
+    const worker = this.containers.get("authentik-worker");
+    if (this.discovering || !worker || !worker.running || this.health(worker) !== "healthy") return;
+    if (!this.containers.get("authentik-postgres")) return;
+    this.discovering = true;
+    try {
+      this.authentik.discover(worker.config.environment, Date.now() - this.readyAt(worker), this.config.discoveryMs ?? { bootstrap: 0, instances: 0, applied: 0 });
+    } finally {
+      this.discovering = false;
     }
-    fs.writeFileSync(file, password);
-    this.events.push({ kind: "admin-password", service: c.service });
-    out.stdout += "PASSWORD:set\n";
   }
 
   private psql(args: string[], sql: string): void {

@@ -1,0 +1,430 @@
+/**
+ * Authentik as the bootstrap meets it, answered as Authentik 2025.10 answers: its API on
+ * authentik-server's port, the `ak` management commands bootstrap.sh runs (`apply_blueprint`,
+ * `shell -c`), and the worker's blueprint discovery. All of it reads and writes Authentik's
+ * database through an AuthentikStore: the docker double keeps it in a file on the postgres
+ * volume, the engine's stand-ins in the real PostgreSQL of authentik-postgres, so both lose
+ * and keep exactly what Authentik's own database loses and keeps.
+ *
+ * Upstream: goauthentik/authentik 2025.10 (authentik/blueprints/, authentik/providers/oauth2/,
+ * authentik/core/api/applications.py, authentik/core/api/tokens.py, authentik/api/authentication.py,
+ * authentik/core/management/commands/shell.py, blueprints/system/bootstrap.yaml).
+ */
+import { randomUUID } from "node:crypto";
+import * as fs from "node:fs";
+import type * as http from "node:http";
+import { parseDocument, type ScalarTag, type CollectionTag } from "yaml";
+import { ApiServer, type Containers, type Reply } from "./apis";
+
+export interface OAuth2Provider {
+  pk: number;
+  name: string;
+  client_type: string;
+  client_id: string;
+  client_secret: string;
+  redirect_uris: { matching_mode: string; url: string }[];
+  authorization_flow: string | null;
+  invalidation_flow: string | null;
+}
+export interface Application {
+  pk: string;
+  slug: string;
+  name: string;
+  provider: number | null;
+  meta_launch_url: string;
+}
+export interface OAuthSource {
+  slug: string;
+  provider_type: string;
+  consumer_key: string;
+}
+
+/**
+ * The objects the NetBird blueprint finds, by the Authentik blueprint instance that makes them
+ * (blueprints/default/flow-default-*.yaml, blueprints/system/providers-oauth2.yaml; instance =
+ * the file's metadata name).
+ */
+const objectsMadeBy: Record<string, string> = {
+  "authentik_flows.flow slug default-provider-authorization-implicit-consent": "Default - Provider authorization flow (implicit consent)",
+  "authentik_flows.flow slug default-provider-invalidation-flow": "Default - Provider invalidation flow",
+  "authentik_flows.flow slug default-source-authentication": "Default - Source authentication flow",
+  "authentik_flows.flow slug default-source-enrollment": "Default - Source enrollment flow",
+  "authentik_providers_oauth2.scopemapping managed goauthentik.io/providers/oauth2/scope-openid": "System - OAuth2 Provider - Scopes",
+  "authentik_providers_oauth2.scopemapping managed goauthentik.io/providers/oauth2/scope-email": "System - OAuth2 Provider - Scopes",
+  "authentik_providers_oauth2.scopemapping managed goauthentik.io/providers/oauth2/scope-profile": "System - OAuth2 Provider - Scopes",
+};
+
+/** The instances of Authentik's own blueprints the NetBird blueprint depends on. */
+export const authentikDefaultInstances = [...new Set(Object.values(objectsMadeBy))];
+
+export interface StoredToken {
+  user: string;
+  key: string;
+  intent: string;
+  expiring: boolean;
+}
+
+/** Authentik's database as far as the bootstrap touches it. */
+export interface AuthentikDb {
+  tokens: Record<string, StoredToken>;
+  /** akadmin's password; absent until the bootstrap blueprint created akadmin. */
+  adminPassword?: string;
+  /** Blueprint instances the worker's discovery has created, and those it (or a blueprint's metaapplyblueprint) applied. */
+  discovered: string[];
+  applied: string[];
+  providers: Record<string, OAuth2Provider>;
+  applications: Record<string, Application>;
+  sources: Record<string, OAuthSource>;
+  nextPk: number;
+}
+
+export const emptyAuthentikDb = (): AuthentikDb => ({ tokens: {}, discovered: [], applied: [], providers: {}, applications: {}, sources: {}, nextPk: 1 });
+
+/** Where Authentik's database lives. Both throw Authentik's OperationalError while PostgreSQL cannot be reached. */
+export interface AuthentikStore {
+  read(): AuthentikDb;
+  /** Runs `change` on the database and keeps the result; `change` may run more than once (a concurrent writer). */
+  transact<T>(change: (db: AuthentikDb) => T): T;
+}
+
+/** What the bootstrap changed in Authentik, for tests that count writes. */
+export type AuthentikEvent = "blueprint" | "admin-password" | "token-create" | "token-set" | "token-delete";
+
+/**
+ * Milliseconds after the worker is healthy until its discovery has made: `bootstrap` (akadmin
+ * and authentik-bootstrap-token), `instances` (the default and system blueprint instances),
+ * `applied` (the worker has applied them: flows, scope mappings). In no set order upstream
+ * (authentik/blueprints/v1/tasks.py blueprints_discovery; docs customize/blueprints "not
+ * guaranteed to follow any specific order").
+ */
+export interface DiscoveryTimeline {
+  bootstrap: number;
+  instances: number;
+  applied: number;
+}
+
+/** Authentik's objects that the blueprint makes, and its API over them. */
+export class AuthentikDouble {
+  readonly api: ApiServer;
+
+  constructor(
+    containers: Containers,
+    private readonly store: AuthentikStore,
+    private readonly record: (event: AuthentikEvent) => void = () => undefined,
+  ) {
+    this.api = new ApiServer("authentik-server", containers, (method, url, headers) => this.route(method, url, headers, containers));
+  }
+
+  get tokens(): Map<string, StoredToken> {
+    return new Map(Object.entries(this.store.read().tokens));
+  }
+
+  get providers(): Map<string, OAuth2Provider> {
+    return new Map(Object.entries(this.store.read().providers));
+  }
+
+  get applications(): Map<string, Application> {
+    return new Map(Object.entries(this.store.read().applications));
+  }
+
+  get adminPassword(): string | undefined {
+    return this.store.read().adminPassword;
+  }
+
+  /** Seeds a token as an older bootstrap left it (for upgrade tests). */
+  seedToken(identifier: string, token: StoredToken): void {
+    this.store.transact((db) => (db.tokens[identifier] = token));
+  }
+
+  /**
+   * The worker's blueprint discovery, caught up to `sinceHealthyMs` after the worker became
+   * healthy. The bootstrap blueprint (blueprints/system/bootstrap.yaml) creates akadmin with
+   * AUTHENTIK_BOOTSTRAP_PASSWORD and authentik-bootstrap-token with AUTHENTIK_BOOTSTRAP_TOKEN,
+   * both `state: created`: only when absent, never updated.
+   */
+  discover(workerEnv: Record<string, string>, sinceHealthyMs: number, timeline: DiscoveryTimeline): void {
+    const events: AuthentikEvent[] = [];
+    this.store.transact((db) => {
+      events.length = 0;
+      if (sinceHealthyMs >= timeline.bootstrap) {
+        if (db.adminPassword === undefined && workerEnv.AUTHENTIK_BOOTSTRAP_PASSWORD !== undefined) db.adminPassword = workerEnv.AUTHENTIK_BOOTSTRAP_PASSWORD;
+        if (!db.tokens["authentik-bootstrap-token"] && workerEnv.AUTHENTIK_BOOTSTRAP_TOKEN) {
+          db.tokens["authentik-bootstrap-token"] = { user: "akadmin", key: workerEnv.AUTHENTIK_BOOTSTRAP_TOKEN, intent: "api", expiring: false };
+          events.push("token-create");
+        }
+      }
+      if (sinceHealthyMs >= timeline.instances && db.discovered.length === 0) db.discovered = [...authentikDefaultInstances];
+      if (sinceHealthyMs >= timeline.applied && db.applied.length < authentikDefaultInstances.length) db.applied = [...authentikDefaultInstances];
+    });
+    events.forEach(this.record);
+  }
+
+  /**
+   * `ak apply_blueprint FILE` (authentik/blueprints/management/commands/apply_blueprint.py):
+   * the file is read and its tags resolved in the running container (`!Env` reads that
+   * container's environment: authentik/blueprints/v1/common.py EnvTag); entries whose
+   * `conditions` are not all truthy are skipped (BlueprintEntry.check_all_conditions);
+   * identifiers find the object to update, attrs are set on it (importer.py, state present).
+   * The whole import runs in one transaction: an invalid entry leaves nothing behind
+   * (importer.py validate() rolls back). Returns the error Authentik prints, or "".
+   * Only the models of our blueprint are understood: any other model fails loudly.
+   */
+  applyBlueprint(file: string, env: Record<string, string>): string {
+    if (!fs.existsSync(file)) return `Blueprint invalid: file ${file} not found`;
+    const doc = parseDocument(fs.readFileSync(file, "utf8"), { customTags: blueprintTags(env) });
+    if (doc.errors.length) return `Blueprint invalid: ${doc.errors[0].message}`;
+    const blueprint = doc.toJS() as { version: number; entries: BlueprintEntry[] };
+    if (blueprint.version !== 1) return "Blueprint invalid: version";
+    const error = this.store.transact((db) => {
+      const draft = structuredClone(db);
+      const failed = importEntries(draft, blueprint.entries);
+      if (!failed) Object.assign(db, draft);
+      return failed;
+    });
+    if (!error) this.record("blueprint");
+    return error;
+  }
+
+  /**
+   * `ak shell -c CODE` running bootstrap.sh's snippets (authentik/core/management/commands/
+   * shell.py exec()s CODE with every model in its namespace). Values come from the
+   * container's environment; akadmin must exist (User.DoesNotExist otherwise). Returns what
+   * the command prints; throws with Authentik's error otherwise.
+   */
+  shell(snippet: string, env: Record<string, string>): string {
+    if (this.adminPassword === undefined) throw new Error("authentik.core.models.User.DoesNotExist: User matching query does not exist.");
+    return snippet.includes("set_password") ? this.setAdminPassword(snippet, env) : this.setBootstrapToken(snippet, env);
+  }
+
+  private setBootstrapToken(snippet: string, env: Record<string, string>): string {
+    requireSnippet(snippet, [
+      /os\.environ\["AUTHENTIK_BOOTSTRAP_TOKEN"\]/,
+      /User\.objects\.get\(username="akadmin"\)/,
+      /Token\.objects\.update_or_create\(\s*identifier="authentik-bootstrap-token"/,
+      /"intent": TokenIntents\.INTENT_API/,
+      /"expiring": False/,
+      /"key": key/,
+      /Token\.objects\.filter\(identifier__in=\["netbird-mgmt-token"\]\)\.delete\(\)/,
+      /print\("TOKEN:set REMOVED:" \+ str\(removed\)\)/,
+    ]);
+    const key = env.AUTHENTIK_BOOTSTRAP_TOKEN;
+    if (!key) throw new Error("KeyError: 'AUTHENTIK_BOOTSTRAP_TOKEN'");
+    const removed = this.store.transact((db) => {
+      db.tokens["authentik-bootstrap-token"] = { user: "akadmin", key, intent: "api", expiring: false };
+      const had = db.tokens["netbird-mgmt-token"] ? 1 : 0;
+      delete db.tokens["netbird-mgmt-token"];
+      return had;
+    });
+    this.record("token-set");
+    if (removed) this.record("token-delete");
+    // Authentik logs through structlog on stdout before the snippet's own output.
+    return `{"event": "Booting authentik", "level": "info", "logger": "authentik.lib.config"}\nTOKEN:set REMOVED:${removed}\n`;
+  }
+
+  /** bootstrap.sh's password snippet: check_password, else set_password + save (authentik/core/models.py User). */
+  private setAdminPassword(snippet: string, env: Record<string, string>): string {
+    requireSnippet(snippet, [/os\.environ\["AUTHENTIK_BOOTSTRAP_PASSWORD"\]/, /User\.objects\.get\(username="akadmin"\)/, /user\.check_password\(password\)/, /user\.set_password\(password\)\s*\n\s*user\.save\(\)/]);
+    const password = env.AUTHENTIK_BOOTSTRAP_PASSWORD;
+    if (password === undefined) throw new Error("KeyError: 'AUTHENTIK_BOOTSTRAP_PASSWORD'");
+    const changed = this.store.transact((db) => {
+      if (db.adminPassword === password) return false;
+      db.adminPassword = password;
+      return true;
+    });
+    if (!changed) return "PASSWORD:unchanged\n";
+    this.record("admin-password");
+    return "PASSWORD:set\n";
+  }
+
+  /** The issuer of a provider's application (per-provider issuer mode: authentik/providers/oauth2/models.py get_issuer). */
+  issuerFor(slug: string, domain: string): string | undefined {
+    return this.store.read().applications[slug]?.provider ? `https://auth.${domain}/application/o/${slug}/` : undefined;
+  }
+
+  private route(method: string, url: URL, headers: http.IncomingHttpHeaders, containers: Containers): Reply {
+    // GET /application/o/<slug>/.well-known/openid-configuration, unauthenticated
+    // (authentik/providers/oauth2/views/provider.py ProviderInfoView: 404 without a provider).
+    const wellKnown = /^\/application\/o\/([^/]+)\/\.well-known\/openid-configuration$/.exec(url.pathname);
+    if (method === "GET" && wellKnown) {
+      const issuer = this.issuerFor(wellKnown[1], containers.healthyEnv("authentik-server")?.BIFROST_DOMAIN ?? "");
+      return issuer ? { status: 200, body: { issuer } } : { status: 404, body: { detail: "Not found." } };
+    }
+    // Token auth (authentik/api/authentication.py): no header → 403 "not provided"; a bearer key
+    // that no non-expired API-intent token carries → AuthenticationFailed, which DRF answers
+    // with 403 (TokenAuthentication has no authenticate_header).
+    const auth = headers.authorization ?? "";
+    if (!auth) return { status: 403, body: { detail: "Authentication credentials were not provided." } };
+    const db = this.store.read();
+    if (!auth.startsWith("Bearer ") || !Object.values(db.tokens).some((t) => t.intent === "api" && t.key === auth.slice(7))) return { status: 403, body: { detail: "Token invalid/expired" } };
+    // GET /api/v3/core/users/me/ (authentik/core/api/users.py UserViewSet.me).
+    if (method === "GET" && url.pathname === "/api/v3/core/users/me/") return { status: 200, body: { user: { username: "akadmin", is_superuser: true } } };
+    // GET /api/v3/core/tokens/?identifier=… (authentik/core/api/tokens.py TokenViewSet: filterset
+    // identifier; the key is never listed, only view_key shows it).
+    if (method === "GET" && url.pathname === "/api/v3/core/tokens/") {
+      const identifier = url.searchParams.get("identifier");
+      const results = Object.entries(db.tokens)
+        .filter(([id]) => identifier === null || id === identifier)
+        .map(([id, t]) => ({ identifier: id, intent: t.intent, user_obj: { username: t.user } }));
+      return { status: 200, body: { pagination: { count: results.length }, results } };
+    }
+    // GET /api/v3/providers/oauth2/?client_id=… (authentik/providers/oauth2/api/providers.py
+    // OAuth2ProviderViewSet, filterset client_id; paginated {pagination, results}).
+    if (method === "GET" && url.pathname === "/api/v3/providers/oauth2/") {
+      const clientId = url.searchParams.get("client_id");
+      const results = Object.values(db.providers).filter((p) => clientId === null || p.client_id === clientId);
+      return { status: 200, body: { pagination: { count: results.length }, results } };
+    }
+    // GET /api/v3/core/applications/<slug>/ (authentik/core/api/applications.py, lookup_field slug).
+    const app = /^\/api\/v3\/core\/applications\/([^/]+)\/$/.exec(url.pathname);
+    if (method === "GET" && app) {
+      const found = db.applications[app[1]];
+      return found ? { status: 200, body: found } : { status: 404, body: { detail: "Not found." } };
+    }
+    return { status: 404, body: { detail: `docker double: unsupported Authentik call ${method} ${url.pathname}` } };
+  }
+}
+
+function requireSnippet(snippet: string, required: RegExp[]): void {
+  const missing = required.filter((re) => !re.test(snippet));
+  if (missing.length) throw new Error(`docker double: ak shell snippet does not do what Authentik needs: ${missing.join(", ")}`);
+}
+
+/** Applies a blueprint's entries to `db` in order; returns the first entry's error ("Blueprint invalid …") or "". */
+function importEntries(db: AuthentikDb, entries: BlueprintEntry[]): string {
+  const ids = new Map<string, number>();
+  for (const entry of entries) {
+    if ((entry.conditions ?? []).some((c) => !truthy(c))) continue;
+    const attrs = resolveRefs(entry.attrs ?? {}, ids, (model, field, value) => find(db, model, field, value)) as Record<string, unknown>;
+    const identifiers = entry.identifiers ?? {};
+    switch (entry.model) {
+      // A blueprint's metaapplyblueprint of an instance: applied now if discovered
+      // (authentik/blueprints/v1/meta/apply_blueprint.py); a required one that is not → invalid.
+      case "authentik_blueprints.metaapplyblueprint": {
+        const name = String((attrs.identifiers as Record<string, unknown> | undefined)?.name ?? "");
+        if (db.discovered.includes(name)) {
+          if (!db.applied.includes(name)) db.applied.push(name);
+        } else if (attrs.required !== false) {
+          return `Blueprint invalid\n\tauthentik.blueprints.v1.importer: entry invalid: {'identifiers': 'Required blueprint does not exist'}: ${name}`;
+        }
+        break;
+      }
+      case "authentik_providers_oauth2.oauth2provider": {
+        const name = String(identifiers.name);
+        // authentik/providers/oauth2/api/providers.py: both flows are required foreign keys.
+        for (const flow of ["authorization_flow", "invalidation_flow"])
+          if (attrs[flow] === null || attrs[flow] === undefined)
+            return `Blueprint invalid\n\tauthentik.blueprints.v1.importer: entry invalid: {'${flow}': ['This field may not be null.']}`;
+        const provider: OAuth2Provider = {
+          pk: db.providers[name]?.pk ?? db.nextPk++,
+          name,
+          client_type: String(attrs.client_type ?? "confidential"),
+          client_id: String(attrs.client_id),
+          client_secret: String(attrs.client_secret),
+          redirect_uris: (attrs.redirect_uris ?? []) as OAuth2Provider["redirect_uris"],
+          authorization_flow: String(attrs.authorization_flow),
+          invalidation_flow: String(attrs.invalidation_flow),
+        };
+        db.providers[name] = provider;
+        if (entry.id) ids.set(entry.id, provider.pk);
+        break;
+      }
+      case "authentik_core.application": {
+        const slug = String(identifiers.slug);
+        db.applications[slug] = {
+          pk: db.applications[slug]?.pk ?? randomUUID(),
+          slug,
+          name: String(attrs.name),
+          provider: (attrs.provider as number | undefined) ?? null,
+          meta_launch_url: String(attrs.meta_launch_url ?? ""),
+        };
+        break;
+      }
+      case "authentik_sources_oauth.oauthsource":
+        db.sources[String(identifiers.slug)] = { slug: String(identifiers.slug), provider_type: String(attrs.provider_type), consumer_key: String(attrs.consumer_key) };
+        break;
+      case "authentik_stages_identification.identificationstage":
+        break;
+      default:
+        return `Blueprint invalid: the docker double does not know model ${entry.model}`;
+    }
+  }
+  return "";
+}
+
+/**
+ * `!Find [model, [field, value]]`: the pk of the first match, or None (authentik/blueprints/v1/
+ * common.py Find). Flows and scope mappings exist once the blueprint instance that makes them
+ * was applied; the self-signed certificate from authentik-server's first start on.
+ */
+function find(db: AuthentikDb, model: string, field: string, value: string): string | null {
+  const key = `${model} ${field} ${value}`;
+  if (key === "authentik_crypto.certificatekeypair name authentik Self-signed Certificate") return `pk:${key}`;
+  const instance = objectsMadeBy[key];
+  if (!instance) throw new Error(`docker double: !Find of ${key} is not modelled`);
+  return db.applied.includes(instance) ? `pk:${key}` : null;
+}
+
+interface BlueprintEntry {
+  model: string;
+  id?: string;
+  identifiers?: Record<string, unknown>;
+  attrs?: Record<string, unknown>;
+  conditions?: unknown[];
+}
+
+const keyOf = (id: string) => ({ __keyOf: id });
+
+type Finder = (model: string, field: string, value: string) => string | null;
+
+/** Tags that look objects up resolve when their entry is applied (BlueprintEntry.get_attrs), not when the file is read. */
+function resolveRefs(value: unknown, ids: Map<string, number>, find: Finder): unknown {
+  if (Array.isArray(value)) return value.map((v) => resolveRefs(v, ids, find));
+  if (value && typeof value === "object") {
+    const o = value as Record<string, unknown>;
+    if (typeof o.__keyOf === "string") return ids.get(o.__keyOf) ?? null;
+    if (Array.isArray(o.__find)) {
+      const [model, [field, v]] = o.__find as [string, [string, string]];
+      return find(model, field, v);
+    }
+    return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, resolveRefs(v, ids, find)]));
+  }
+  return value;
+}
+
+const truthy = (v: unknown) => !(v === "" || v === null || v === undefined || v === false || v === 0);
+
+/** The YAML tags of Authentik's blueprints (authentik/blueprints/v1/common.py), as far as the double needs them. */
+function blueprintTags(env: Record<string, string>): (ScalarTag | CollectionTag)[] {
+  const envValue = (node: unknown) => {
+    const [name, fallback] = Array.isArray(node) ? node : [node, ""];
+    return env[String(name)] ?? String(fallback ?? "");
+  };
+  return [
+    { tag: "!Env", resolve: (s: string) => envValue(s) } as ScalarTag,
+    { tag: "!Env", collection: "seq", resolve: (seq) => envValue((seq as unknown as { toJSON(): unknown[] }).toJSON()) } as CollectionTag,
+    // A lookup, resolved when its entry is applied (see resolveRefs).
+    { tag: "!Find", collection: "seq", resolve: (seq: unknown) => ({ __find: (seq as { toJSON(): unknown }).toJSON() }) } as unknown as CollectionTag,
+    { tag: "!KeyOf", resolve: (s: string) => keyOf(s) } as unknown as ScalarTag,
+    // !Condition [MODE, args…]: AND = all(bool(arg)), OR = any (common.py Condition).
+    {
+      tag: "!Condition",
+      collection: "seq",
+      resolve: (seq) => {
+        const [mode, ...args] = (seq as unknown as { toJSON(): unknown[] }).toJSON();
+        if (mode === "AND") return args.every(truthy);
+        if (mode === "OR") return args.some(truthy);
+        throw new Error(`docker double: !Condition mode ${String(mode)} is not implemented`);
+      },
+    } as CollectionTag,
+    {
+      tag: "!Format",
+      collection: "seq",
+      resolve: (seq) => {
+        const [format, ...args] = (seq as unknown as { toJSON(): unknown[] }).toJSON() as string[];
+        let i = 0;
+        return format.replace(/%s/g, () => String(args[i++]));
+      },
+    } as CollectionTag,
+  ];
+}
+
