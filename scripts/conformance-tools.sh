@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Brings the real tools of test/conformance/ onto this machine, so the suite checks the bundle
-# against what the VPS runs instead of doubles written here:
-#   - Compose v2 and cloud-init from Debian trixie (the VPS image, debian-13), downloaded with
-#     a PRIVATE apt source list and unpacked with dpkg-deb into the cache: nothing is
-#     installed, no daemon starts, the machine's own apt configuration is never touched;
+# Brings the real tools of test/conformance/ and test/engine/ onto this machine, so the suite
+# checks the bundle against what the VPS runs instead of doubles written here:
+#   - Compose v2, cloud-init and the Docker Engine (dockerd, containerd, the docker CLI) from
+#     Debian trixie (the VPS image, debian-13), downloaded with a PRIVATE apt source list and
+#     unpacked with dpkg-deb into the cache: nothing is installed, no daemon starts here (the
+#     engine tests start their own), the machine's own apt configuration is never touched;
+#   - runc from the machine's own archive (bookworm's 1.1.5: trixie's needs glibc 2.38);
 #   - from the machine's own Debian archive: PostgreSQL (the rotation test starts its own
-#     server on a temp dir) and the python3 modules cloud-init's schema validator imports.
+#     server on a temp dir), the python3 modules cloud-init's schema validator imports,
+#     mmdebstrap, which makes the root filesystem of the engine tests' images (no registry
+#     here): bookworm with PostgreSQL, Node.js, wget and busybox, cached as a tarball; and
+#     iptables, which dockerd runs inside each container's network namespace for its embedded
+#     DNS (service names on the compose network), even with --iptables=false for the host;
+#     iproute2 for the network namespace the engine tests run the daemon in.
 # Idempotent and quick when everything is present. Needs root for the apt-get install step
 # only (and only when something is missing).
 set -euo pipefail
@@ -20,12 +27,19 @@ readonly APT_DIR="$CACHE/apt"
 # Trixie packages the suite unpacks. docker-compose is the Compose v2 CLI plugin
 # (/usr/libexec/docker/cli-plugins/docker-compose, a static Go binary that runs without a
 # daemon for `config`); cloud-init is pure python.
-readonly TRIXIE_PACKAGES=(docker-compose cloud-init)
+readonly TRIXIE_PACKAGES=(docker-compose cloud-init docker.io docker-cli containerd)
+# Unpacked beside them from the machine's own archive.
+readonly HOST_ARCHIVE_PACKAGES=(runc)
 # From the machine's own archive: PostgreSQL for the rotation test; the python3 modules are
 # the Depends of trixie's cloud-init 25.1 (python3-configobj, -jinja2, -jsonpatch,
 # -jsonschema, -oauthlib, -requests, -yaml), which its schema command imports.
 readonly HOST_PACKAGES=(postgresql python3 python3-configobj python3-jinja2 python3-jsonpatch
-  python3-jsonschema python3-oauthlib python3-requests python3-yaml)
+  python3-jsonschema python3-oauthlib python3-requests python3-yaml mmdebstrap iptables iproute2)
+# The engine tests' image root filesystem (test/engine/images.ts reads the same path):
+# PostgreSQL 15 is the real database of the authentik-postgres slot, Node.js runs the
+# stand-ins, wget and busybox answer the compose file's own healthcheck commands.
+readonly IMAGE_ROOTFS="$CACHE/standin-rootfs.tar"
+readonly IMAGE_PACKAGES=(postgresql-15 nodejs wget busybox bash)
 
 log() { printf '[conformance-tools] %s\n' "$*"; }
 die() {
@@ -111,6 +125,11 @@ trixie_candidates() {
     [[ -n $version && $version != "(none)" ]] || die "trixie has no candidate for $pkg"
     printf '%s=%s\n' "$pkg" "$version"
   done
+  for pkg in "${HOST_ARCHIVE_PACKAGES[@]}"; do
+    version=$(apt-cache policy "$pkg" | sed -n 's/^ *Candidate: //p')
+    [[ -n $version && $version != "(none)" ]] || die "this machine's archive has no candidate for $pkg"
+    printf 'host:%s=%s\n' "$pkg" "$version"
+  done
 }
 
 update_trixie_lists() {
@@ -122,7 +141,9 @@ unpack_trixie_packages() { # $1: "name=version" lines
   rm -rf "$ROOTFS" "$APT_DIR/debs"
   mkdir -p "$ROOTFS" "$APT_DIR/debs"
   # shellcheck disable=SC2046 # one word per name=version line, none has spaces
-  (cd "$APT_DIR/debs" && apt-get "${TRIXIE_APT[@]}" download -qq $(printf '%s' "$wanted"))
+  (cd "$APT_DIR/debs" && apt-get "${TRIXIE_APT[@]}" download -qq $(grep -v '^host:' <<<"$wanted"))
+  # shellcheck disable=SC2046 # as above
+  (cd "$APT_DIR/debs" && apt-get download -qq $(sed -n 's/^host://p' <<<"$wanted") 2>/dev/null)
   for deb in "$APT_DIR"/debs/*.deb; do
     dpkg-deb -x "$deb" "$ROOTFS"
   done
@@ -134,6 +155,38 @@ smoke_test() {
   "$ROOTFS/usr/libexec/docker/cli-plugins/docker-compose" version >/dev/null
   PYTHONPATH="$ROOTFS/usr/lib/python3/dist-packages" /usr/bin/python3 -c 'import cloudinit.cmd.main, cloudinit.config.schema'
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || die "no PostgreSQL server binaries under /usr/lib/postgresql"
+  local binary
+  for binary in usr/sbin/dockerd usr/bin/containerd usr/sbin/runc usr/bin/docker; do
+    "$ROOTFS/$binary" --version >/dev/null || die "$binary from the unpacked packages does not run here"
+  done
+}
+
+# The stand-in images' root filesystem, made once: a stamp beside the tarball lists its
+# packages, so a change of the list makes a new one.
+image_rootfs() {
+  local list stamp="$IMAGE_ROOTFS.packages"
+  list="$(printf '%s ' "${IMAGE_PACKAGES[@]}")without llvm"
+  if [[ -f $IMAGE_ROOTFS && -f $stamp && $(<"$stamp") == "$list" ]]; then
+    return 0
+  fi
+  ((EUID == 0)) || die "making the engine tests' root filesystem needs root (mmdebstrap --mode=root)"
+  local partial="${IMAGE_ROOTFS%.tar}.partial.tar" # mmdebstrap writes a tarball when the name ends in .tar
+  rm -rf "$IMAGE_ROOTFS" "$stamp" "$partial"
+  # Left out, to keep the image small enough to load quickly into each new daemon: documents,
+  # translations, locale sources, LLVM and the JIT's bitcode (the stand-in's PostgreSQL runs
+  # with jit=off), the cluster Debian's postinst makes (the entrypoint makes its own) and apt's
+  # lists and caches.
+  local exclude dpkg_options=()
+  for exclude in /usr/share/doc /usr/share/man /usr/share/locale /usr/share/i18n \
+    '/usr/lib/x86_64-linux-gnu/libLLVM-*' '/usr/lib/x86_64-linux-gnu/libz3.so*' '/usr/lib/postgresql/*/lib/bitcode'; do
+    dpkg_options+=(--dpkgopt="path-exclude=$exclude/*" --dpkgopt="path-exclude=$exclude")
+  done
+  # shellcheck disable=SC2016 # $1 is the hook's argument (the root directory), expanded by mmdebstrap's shell
+  mmdebstrap --quiet --mode=root --variant=apt --include="$(IFS=,; printf '%s' "${IMAGE_PACKAGES[*]}")" \
+    "${dpkg_options[@]}" --customize-hook='rm -rf "$1"/var/lib/postgresql/* "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
+    bookworm "$partial" "$(debian_mirror)"
+  mv "$partial" "$IMAGE_ROOTFS"
+  printf '%s' "$list" >"$stamp"
 }
 
 trixie_tools() {
@@ -141,7 +194,7 @@ trixie_tools() {
   trixie_apt_options
   # Warm: what was unpacked is kept; the stamp lists exactly what is there. `--refresh`
   # asks trixie again (a point release may have moved a package).
-  if [[ -f $STAMP && -x $ROOTFS/usr/libexec/docker/cli-plugins/docker-compose && ${1-} != --refresh ]]; then
+  if [[ -f $STAMP && $(<"$STAMP") == *runc=* && -x $ROOTFS/usr/sbin/dockerd && ${1-} != --refresh ]]; then
     return 0
   fi
   write_trixie_source
@@ -155,6 +208,7 @@ main() {
   timed "debian packages (${HOST_PACKAGES[*]})" install_host_packages
   timed "trixie packages (${TRIXIE_PACKAGES[*]}) in ${CACHE#"$REPO_ROOT"/}" trixie_tools "$@"
   timed "smoke test" smoke_test
+  timed "image root filesystem (${IMAGE_PACKAGES[*]}) in ${IMAGE_ROOTFS#"$REPO_ROOT"/}" image_rootfs
   log "tools: $(tr '\n' ' ' <"$STAMP")postgresql $(compgen -G '/usr/lib/postgresql/*/bin' | sed 's|.*/postgresql/\([^/]*\)/bin|\1|' | tr '\n' ' ')($((SECONDS - started))s)"
 }
 

@@ -29,6 +29,8 @@ export interface Reply {
 export class ApiServer {
   port = 0;
   readonly calls: string[] = [];
+  /** Told of every answered call as "METHOD /path STATUS" (the engine's stand-ins log it). */
+  onCall?: (call: string) => void;
   private server?: http.Server;
   private readonly sockets = new Set<net.Socket>();
 
@@ -58,6 +60,7 @@ export class ApiServer {
             return { status: 400, body: { message: `invalid request: ${(e as Error).message}`, code: 400 } };
           }
         })().then((reply) => {
+          this.onCall?.(`${req.method} ${url.pathname} ${reply.status}`);
           res.writeHead(reply.status, { "Content-Type": "application/json" });
           res.end(reply.body === undefined ? "" : JSON.stringify(reply.body));
         });
@@ -137,6 +140,26 @@ export class NetbirdDouble {
     // Unauthenticated (management/server/http/handler.go bypass paths).
     if (method === "GET" && p === "/api/instance") return { status: 200, body: { setup_required: !store.owner } };
     if (method === "POST" && p === "/api/setup") return this.setup(store, body as Record<string, unknown>);
+    // gRPC shares the port (the combined server serves gRPC and HTTP on one h2c listener); a
+    // stand-in's call is a plain POST of the method's path, 401 standing for Unauthenticated and
+    // 404 for NotFound. ProxyService: `authorization: Bearer nbx_…` against the stored proxy
+    // tokens (internals/shared/grpc/proxy_auth.go doValidateProxyToken).
+    if (method === "POST" && p.startsWith("/management.ProxyService/")) {
+      const bearer = headers.authorization ?? "";
+      if (!bearer) return { status: 401, body: { message: "missing authorization header", code: 16 } };
+      if (!bearer.startsWith("Bearer ")) return { status: 401, body: { message: "invalid authorization format", code: 16 } };
+      if (!store.proxyTokens.includes(bearer.slice(7))) return { status: 401, body: { message: "invalid token", code: 16 } };
+      return { status: 200, body: {} };
+    }
+    // ManagementService.Login of a new peer with a setup key (server/peer.go
+    // handleSetupKeyAddedPeer: an unknown key → NotFound "couldn't add peer: setup key is
+    // invalid"). Upstream's message is encrypted with the peer's WireGuard key; a stand-in sends
+    // the key in the clear over loopback.
+    if (method === "POST" && p === "/management.ManagementService/Login") {
+      const setupKey = String((body as Record<string, unknown> | undefined)?.setupKey ?? "");
+      if (!store.setupKeys.some((k) => k.key === setupKey)) return { status: 404, body: { message: "couldn't add peer: setup key is invalid", code: 5 } };
+      return { status: 200, body: {} };
+    }
     // `Authorization: Token nbp_…` (management/server/http/middleware/auth_middleware.go).
     const auth = headers.authorization ?? "";
     // An expired PAT is refused like an unknown one (middleware/auth_middleware.go

@@ -242,6 +242,8 @@ export class AuthentikDouble {
   }
 
   private route(method: string, url: URL, headers: http.IncomingHttpHeaders, containers: Containers): Reply {
+    // The liveness probe `ak healthcheck` asks, unauthenticated (authentik/root/monitoring.py LiveView).
+    if (method === "GET" && url.pathname === "/-/health/live/") return { status: 200 };
     // GET /application/o/<slug>/.well-known/openid-configuration, unauthenticated
     // (authentik/providers/oauth2/views/provider.py ProviderInfoView: 404 without a provider).
     const wellKnown = /^\/application\/o\/([^/]+)\/\.well-known\/openid-configuration$/.exec(url.pathname);

@@ -3,7 +3,7 @@
  * files rendered by the real renderers from canary values, the docker double first on PATH
  * and (optionally) the host stand-ins for blkid/mkfs.ext4/mount/mountpoint.
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -33,7 +33,7 @@ export interface BifrostOptions {
   volumeDevice?: string;
   publicServices?: VpsSettings["publicServices"];
   /** A reprovision: start on a copy of this earlier harness's data root (the kept volume). */
-  dataFrom?: Bifrost;
+  dataFrom?: BifrostHost;
 }
 
 export interface RunResult {
@@ -44,15 +44,20 @@ export interface RunResult {
   ms: number;
 }
 
-export class Bifrost {
+/**
+ * A VPS's /etc/bifrost and data root in a temp directory, with env files rendered as Pulumi
+ * renders them, and bootstrap.sh run on it; where Docker comes from is the subclass's.
+ */
+export abstract class BifrostHost {
   readonly root: string;
   readonly dir: string;
   readonly data: string;
   readonly fstab: string;
   readonly hostState: string;
-  readonly double: DockerDouble;
   secrets: SecretValues;
   settings: VpsSettings;
+  /** What the running (or last) bootstrap has printed on stdout so far. */
+  output = "";
 
   constructor(options: BifrostOptions = {}) {
     this.root = fs.mkdtempSync(path.join(os.tmpdir(), "bifrost-"));
@@ -61,10 +66,12 @@ export class Bifrost {
     this.fstab = path.join(this.root, "fstab");
     this.hostState = path.join(this.root, "host");
     fs.cpSync(bifrostSource, this.dir, { recursive: true });
-    if (options.dataFrom) fs.cpSync(options.dataFrom.data, this.data, { recursive: true });
+    // `cp -a`: the kept volume keeps its owners (PostgreSQL's uid 70, Authentik's 1000) for a real engine.
+    if (options.dataFrom) execFileSync("cp", ["-a", options.dataFrom.data, this.data]);
     fs.writeFileSync(path.join(this.root, "boot-finished"), "");
     fs.writeFileSync(this.fstab, "# <file system> <mount point> <type> <options> <dump> <pass>\n");
     this.secrets = options.secrets ?? canarySecrets();
+    this.issueNetbirdCredentials();
     this.settings = {
       domain: "bifrost.example.test",
       acmeEmail: "ops@example.test",
@@ -76,8 +83,15 @@ export class Bifrost {
       traefikAddress: "198.18.0.10",
       volumeDevice: options.volumeDevice,
     };
-    this.double = new DockerDouble(path.join(this.root, "docker"));
     this.writeEnvFiles();
+  }
+
+  /** What reaches Docker and its APIs: PATH entries before the host's, and variables. */
+  protected abstract dockerEnv(): { path: string[]; env: Record<string, string> };
+
+  /** The command line that runs a bundle script where the VPS's Docker is (here: as it is). */
+  protected where(command: string[]): string[] {
+    return command;
   }
 
   /** What Pulumi does before every bootstrap run: (re)write both env files, mode 0600. */
@@ -88,17 +102,24 @@ export class Bifrost {
 
   rotate(key: string, value: string): void {
     this.secrets = { ...this.secrets, [key]: value };
+    this.issueNetbirdCredentials();
     this.writeEnvFiles();
   }
 
-  async start(): Promise<this> {
-    await this.double.start();
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    await this.double.stop();
-    fs.rmSync(this.root, { recursive: true, force: true });
+  /**
+   * A proxy token or setup key in SOPS is one NetBird issued (the operator created it in
+   * NetBird first; management refuses any other): recorded as issued in NetBird's store on the
+   * data root, where the doubles and the engine's netbird-server stand-in keep it.
+   */
+  private issueNetbirdCredentials(): void {
+    const { NB_PROXY_TOKEN: token, NB_BIFROST_SETUP_KEY: key } = this.secrets;
+    if (!token && !key) return;
+    const file = path.join(this.data, "netbird/store.double.json");
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const store = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : { pats: [], proxyTokens: [], setupKeys: [], identityProviders: [] };
+    if (token && !store.proxyTokens.includes(token)) store.proxyTokens.push(token);
+    if (key && !store.setupKeys.some((k: { key: string }) => k.key === key)) store.setupKeys.push({ name: "issued-by-the-operator", key, type: "reusable", expires_in: 0 });
+    fs.writeFileSync(file, JSON.stringify(store, null, 2));
   }
 
   read(relative: string): string {
@@ -127,9 +148,9 @@ export class Bifrost {
   /** Runs a script of the bundle (bootstrap.sh unless told otherwise) as Pulumi runs it on the VPS. */
   run(options: { env?: Record<string, string>; hostTools?: boolean; xtrace?: boolean; script?: string; args?: string[]; onStart?: (pid: number) => void } = {}): Promise<RunResult> {
     const started = Date.now();
-    const pathDirs = [doubleBin, ...(options.hostTools ? [hostBin] : []), process.env.PATH ?? ""];
+    const docker = this.dockerEnv();
+    const pathDirs = [...docker.path, ...(options.hostTools ? [hostBin] : []), process.env.PATH ?? ""];
     const env: Record<string, string> = {
-      PATH: pathDirs.join(":"),
       HOME: process.env.HOME ?? "/root",
       LANG: "C.UTF-8",
       BIFROST_DIR: this.dir,
@@ -138,24 +159,58 @@ export class Bifrost {
       BIFROST_WAIT_TIMEOUT: "20",
       BIFROST_TOKEN_RETRY_DELAY: "0.05",
       BIFROST_API_RETRY_DELAY: "0.05",
-      BIFROST_NETBIRD_API: `http://127.0.0.1:${this.double.netbird.api.port}`,
-      BIFROST_AUTHENTIK_API: `http://127.0.0.1:${this.double.authentik.api.port}`,
-      DOCKER_DOUBLE_PORT: String(this.double.port),
       HOST_DOUBLE_STATE: this.hostState,
+      ...docker.env,
+      PATH: pathDirs.join(":"),
       ...options.env,
     };
     const args = [...(options.xtrace ? ["-x"] : []), path.join(this.dir, options.script ?? "bootstrap.sh"), ...(options.args ?? [])];
     return new Promise((resolve, reject) => {
       // Its own process group, so an interruption can kill the script with every child.
-      const child = spawn("bash", args, { env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+      const [program, ...rest] = this.where(["bash", ...args]);
+      const child = spawn(program, rest, { env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
       if (child.pid !== undefined) options.onStart?.(child.pid);
       let stdout = "";
       let stderr = "";
-      child.stdout.on("data", (d) => (stdout += d));
+      this.output = "";
+      child.stdout.on("data", (d) => {
+        stdout += d;
+        this.output += d;
+      });
       child.stderr.on("data", (d) => (stderr += d));
       child.on("error", reject);
       child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr, ms: Date.now() - started }));
     });
+  }
+}
+
+export class Bifrost extends BifrostHost {
+  readonly double: DockerDouble;
+
+  constructor(options: BifrostOptions = {}) {
+    super(options);
+    this.double = new DockerDouble(path.join(this.root, "docker"));
+  }
+
+  protected dockerEnv(): { path: string[]; env: Record<string, string> } {
+    return {
+      path: [doubleBin],
+      env: {
+        BIFROST_NETBIRD_API: `http://127.0.0.1:${this.double.netbird.api.port}`,
+        BIFROST_AUTHENTIK_API: `http://127.0.0.1:${this.double.authentik.api.port}`,
+        DOCKER_DOUBLE_PORT: String(this.double.port),
+      },
+    };
+  }
+
+  async start(): Promise<this> {
+    await this.double.start();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    await this.double.stop();
+    fs.rmSync(this.root, { recursive: true, force: true });
   }
 
   /** Everything a converged run leaves behind, for comparing two runs. */
@@ -188,6 +243,6 @@ export function composeStep(call: string): string | undefined {
   let i = 1;
   while (words[i] === "--env-file" || words[i] === "--profile") i += 2;
   const rest = words.slice(i + 1);
-  const services = rest.filter((w, j) => !w.startsWith("-") && rest[j - 1] !== "--wait-timeout" && rest[j - 1] !== "--tail");
+  const services = rest.filter((w, j) => !w.startsWith("-") && !["--wait-timeout", "--tail", "--policy"].includes(rest[j - 1]));
   return [words[i], ...services].join(" ");
 }

@@ -94,6 +94,8 @@ export class DockerDouble {
   readonly calls: string[] = [];
   readonly events: DoubleEvent[] = [];
   readonly containers = new Map<string, Container>();
+  /** The images the daemon holds (pulled once, kept across runs). */
+  readonly images = new Set<string>();
   /** The authentik role's password as the database holds it (set at initdb, changed by ALTER ROLE). */
   dbPassword: string | undefined;
   config: DoubleConfig = { delaysMs: {}, unhealthy: [], neverHealthy: [], akFailures: 0 };
@@ -240,9 +242,17 @@ export class DockerDouble {
     };
     switch (sub) {
       case "pull": {
-        known(["--quiet"]);
+        // compose/pkg/compose/pull.go: `--policy missing` skips a service whose image the
+        // daemon already has; without it every image is pulled again.
+        known(["--quiet", "--policy"]);
+        if (flags["--policy"] !== undefined && !["missing", "always"].includes(flags["--policy"])) throw new Failure(`invalid pull policy: ${flags["--policy"]}`);
         const active = Object.entries(project).filter(([, s]) => !s.profiles.length || s.profiles.some((p) => profiles.includes(p)));
-        for (const [name] of active) this.events.push({ kind: "pull", service: name });
+        const held = new Set(this.images);
+        for (const [name, service] of active) {
+          if (flags["--policy"] === "missing" && held.has(service.image)) continue;
+          this.images.add(service.image);
+          this.events.push({ kind: "pull", service: name });
+        }
         return;
       }
       case "up":
@@ -340,7 +350,31 @@ export class DockerDouble {
       c.log.push('FATAL: password authentication failed for user "authentik"');
       return "unhealthy";
     }
+    const refused = this.netbirdCredentialRefused(c);
+    if (refused) {
+      c.log.push(refused);
+      return "unhealthy";
+    }
     return "healthy";
+  }
+
+  /**
+   * netbird-proxy and netbird-agent authenticate to management with what NetBird issued: a
+   * proxy token it stores (internals/shared/grpc/proxy_auth.go doValidateProxyToken: "invalid
+   * token") and a setup key it stores (server/peer.go handleSetupKeyAddedPeer: "setup key is
+   * invalid"). Anything else keeps them unhealthy, as the real engine's stand-ins showed.
+   */
+  private netbirdCredentialRefused(c: Container): string | undefined {
+    const wanted =
+      c.service === "netbird-proxy"
+        ? { value: c.config.environment.NB_PROXY_TOKEN, issued: (s: ReturnType<NetbirdDouble["store"]>) => s.proxyTokens, refusal: "management refused the proxy: invalid token" }
+        : c.service === "netbird-agent"
+          ? { value: c.config.environment.NB_SETUP_KEY, issued: (s: ReturnType<NetbirdDouble["store"]>) => s.setupKeys.map((k) => k.key), refusal: "couldn't add peer: setup key is invalid" }
+          : undefined;
+    if (!wanted) return undefined;
+    const server = this.containers.get("netbird-server");
+    if (!server || !server.running) return "management unreachable";
+    return wanted.issued(this.netbird.store()).includes(wanted.value ?? "") ? undefined : wanted.refusal;
   }
 
   private setDbPassword(dataDir: string, password: string | undefined): void {
@@ -553,7 +587,7 @@ function decodeRequest(buffer: Buffer): Request | undefined {
 }
 
 function splitFlags(args: string[]): { flags: Record<string, string>; services: string[] } {
-  const withValue = new Set(["--wait-timeout", "--tail"]);
+  const withValue = new Set(["--wait-timeout", "--tail", "--policy"]);
   const flags: Record<string, string> = {};
   const services: string[] = [];
   for (let i = 0; i < args.length; i++) {

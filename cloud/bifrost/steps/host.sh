@@ -113,8 +113,9 @@ step_data_dirs() {
 }
 
 step_pull() {
-  # Compose pulls every image in parallel.
-  compose pull --quiet
+  # Compose pulls every image in parallel; every tag is pinned, so an image the daemon already
+  # holds is the right one and is not fetched again (a rerun needs no registry).
+  compose pull --quiet --policy missing
 }
 
 step_traefik() { start_services traefik; }

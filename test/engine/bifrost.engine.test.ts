@@ -1,0 +1,194 @@
+/**
+ * bootstrap.sh on a real Docker Engine (test/engine/daemon.ts) with real Compose and a real
+ * PostgreSQL: the beliefs of test/docker-double (when Compose recreates, what `up --wait`
+ * waits for, who owns a bind mount, what survives a restart or a new server) checked against
+ * the real thing. The tests share one daemon and run in order: there is one `bifrost`
+ * project per daemon, as on the VPS.
+ */
+import { execFile } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { blastRadius, catalog, composeServices } from "../../components/secrets/catalog";
+import { Bifrost, canarySecrets, type RunResult } from "../docker-double/harness";
+import { Engine } from "./daemon";
+import { EngineBifrost, type ContainerState } from "./harness";
+import { provideImages } from "./images";
+
+let engine: Engine;
+
+beforeAll(async () => {
+  engine = await Engine.start();
+  await provideImages(engine);
+}, 300_000);
+
+afterAll(async () => {
+  await engine?.stop();
+}, 60_000);
+
+const now = () => new Date().toISOString();
+/** A call of the HTTP APIs the bootstrap uses that changes something (the proxy's and agent's gRPC stand-ins are not the bootstrap's). */
+const isApiWrite = (call: string) => /: (POST|PUT|PATCH|DELETE) \/api\//.test(call);
+const ok = (r: RunResult, what: string) => expect(r.code, `${what}:\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`).toBe(0);
+
+/** Services whose container Compose recreated (a new id) or that were restarted (a new start time). */
+function touched(before: Record<string, ContainerState>, after: Record<string, ContainerState>): string[] {
+  return composeServices.filter((s) => before[s]?.id !== after[s]?.id || before[s]?.startedAt !== after[s]?.startedAt);
+}
+
+async function expectAllHealthy(b: EngineBifrost): Promise<Record<string, ContainerState>> {
+  const containers = await b.containers();
+  expect(Object.keys(containers).sort()).toEqual([...composeServices].sort());
+  for (const [service, c] of Object.entries(containers)) expect(c.health, `${service}: ${await b.logs(service, 15)}`).toBe("healthy");
+  return containers;
+}
+
+describe("bootstrap.sh on a real Docker Engine", () => {
+  it("converges on first boot with all 8 services healthy; a second run recreates nothing and writes through no API", async () => {
+    const b = new EngineBifrost(engine);
+    try {
+      ok(await b.run(), "first boot");
+      // Healthy includes netbird-proxy and Authentik writing their bind mounts as uid 1000
+      // (the stand-ins refuse to start otherwise) and PostgreSQL owning its data as uid 70.
+      const first = await expectAllHealthy(b);
+      const since = now();
+      ok(await b.run(), "second run");
+      const second = await expectAllHealthy(b);
+      expect(touched(first, second)).toEqual([]);
+      expect((await b.apiCalls(since)).filter(isApiWrite)).toEqual([]);
+    } finally {
+      await b.stop();
+    }
+  }, 240_000);
+
+  it("rotating each secret recreates or restarts exactly its consumers, as the docker double does", async () => {
+    const rotatable = catalog.filter((e) => (e.where.includes(".env") || e.where.includes(".secrets.env")) && e.source === "sops" && e.rotation.kind !== "never");
+    // The proxy token and setup key are NetBird's own credentials: the operator has NetBird
+    // issue them and puts them into SOPS (a made-up value is refused by management). The
+    // first boot mints its own; each rotation below issues a new one through NetBird's API.
+    const secrets = canarySecrets({ optional: true });
+    delete secrets.NB_PROXY_TOKEN;
+    delete secrets.NB_BIFROST_SETUP_KEY;
+    const b = new EngineBifrost(engine, { secrets });
+    const double = await new Bifrost({ secrets }).start();
+    try {
+      ok(await b.run(), "first boot");
+      ok(await double.run(), "first boot on the double");
+      for (const e of rotatable) {
+        const value = netbirdIssued[e.key] ? await netbirdIssued[e.key](b) : `rotated${e.key.replace(/_/g, "")}0123456789abcdef0123`;
+        const before = await b.containers();
+        b.rotate(e.key, value);
+        ok(await b.run(), `${e.key} on the engine`);
+        const onEngine = touched(before, await expectAllHealthy(b));
+        const events = double.double.events.length;
+        double.rotate(e.key, value);
+        ok(await double.run(), `${e.key} on the double`);
+        const onDouble = new Set(double.double.events.slice(events).filter((ev) => ["create", "recreate", "restart"].includes(ev.kind)).map((ev) => ev.service));
+        expect({ key: e.key, recreated: onEngine }).toEqual({ key: e.key, recreated: blastRadius(e.key) });
+        expect({ key: e.key, recreated: composeServices.filter((s) => onDouble.has(s)) }).toEqual({ key: e.key, recreated: onEngine });
+      }
+    } finally {
+      await double.stop();
+      await b.stop();
+    }
+  }, 600_000);
+
+  it("converges after the bootstrap is SIGKILLed before, during and after `compose up`, and mid-API step", async () => {
+    // Each point: the log line after which the bootstrap's process group is killed, and how long after.
+    const points: [string, number][] = [
+      ["step pull: ok", 0],
+      ["step authentik-postgres: ok", 1500],
+      ["step authentik: ok", 0],
+      ["step netbird-server: ok", 100],
+    ];
+    for (const [marker, afterMs] of points) {
+      const b = new EngineBifrost(engine);
+      try {
+        let pid = 0;
+        const killed = b.run({ onStart: (p) => (pid = p) });
+        await waitForOutput(b, marker, 120_000);
+        await new Promise((resolve) => setTimeout(resolve, afterMs));
+        try {
+          process.kill(-pid, "SIGKILL");
+        } catch (e) {
+          throw new Error(`the bootstrap had already ended at "${marker}" +${afterMs}ms (${(e as Error).message}):\n${b.output}`);
+        }
+        const r = await killed;
+        expect(r.signal, `${marker}: ${r.stdout}`).toBe("SIGKILL");
+        ok(await b.run(), `after a kill at "${marker}" +${afterMs}ms`);
+        await expectAllHealthy(b);
+      } finally {
+        await b.stop();
+      }
+    }
+  }, 600_000);
+
+  it("reprovisions: a new server (a new daemon and data root) on the kept volume converges without /api/setup", async () => {
+    const b = new EngineBifrost(engine);
+    const fresh = await Engine.start();
+    try {
+      ok(await b.run(), "first boot");
+      await b.down();
+      await provideImages(fresh);
+      const again = new EngineBifrost(fresh, { secrets: b.secrets, dataFrom: b });
+      try {
+        const since = now();
+        ok(await again.run(), "first boot of the new server");
+        await expectAllHealthy(again);
+        const calls = await again.apiCalls(since);
+        expect(calls.filter((c) => c.includes("/api/setup "))).toEqual([]);
+        expect(calls.filter(isApiWrite)).toEqual([]);
+      } finally {
+        await again.stop();
+      }
+    } finally {
+      await b.stop();
+      await fresh.stop();
+    }
+  }, 400_000);
+
+  it("lets a second run wait on the first's lock; release-volume.sh stops every container before the unmount", async () => {
+    const device = "/dev/disk/by-id/scsi-0HC_Volume_4242";
+    const b = new EngineBifrost(engine, { volumeDevice: device });
+    try {
+      const [first, second] = await Promise.all([b.run({ hostTools: true }), new Promise((r) => setTimeout(r, 300)).then(() => b.run({ hostTools: true }))]);
+      ok(first, "first run");
+      ok(second, "second run");
+      expect(second.stdout).toContain("another bootstrap run holds the lock; waiting");
+      await expectAllHealthy(b);
+      const released = await b.run({ hostTools: true, script: "release-volume.sh", args: [b.data] });
+      ok(released, "release-volume.sh");
+      const containers = await b.containers();
+      expect(Object.entries(containers).filter(([, c]) => c.running)).toEqual([]);
+      expect(released.stderr).toMatch(new RegExp(`\\[release\\] stop the stack: ok in \\d+s \\(${composeServices.length} container\\(s\\) stopped\\)`));
+      expect(released.stderr).toMatch(/\[release\] unmount .*: ok in \d+s \(unmounted\)/);
+    } finally {
+      await b.stop();
+    }
+  }, 300_000);
+});
+
+/** A NetBird API call from inside the VPS, with the owner's PAT from the bootstrap's state, the PAT in a header read from stdin (never on a command line). */
+async function netbirdApi(b: EngineBifrost, method: string, apiPath: string, body: unknown): Promise<Record<string, unknown>> {
+  const pat = b.state().netbird?.pat;
+  if (!pat) throw new Error("no NetBird PAT in the bootstrap's state");
+  const [program, ...args] = b.engine.inNetwork(["curl", "--silent", "--show-error", "--fail", "-X", method, "-H", "@-", "-H", "Content-Type: application/json", "--data-binary", JSON.stringify(body), `http://127.0.0.1:8081${apiPath}`]);
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = execFile(program, args, (error, stdout, stderr) => (error ? reject(new Error(`${method} ${apiPath}: ${stderr}`)) : resolve(stdout)));
+    child.stdin?.end(`Authorization: Token ${pat}\n`);
+  });
+  return JSON.parse(out) as Record<string, unknown>;
+}
+
+/** How an operator obtains a new value of a NetBird-issued secret (handlers cited in test/docker-double/apis.ts). */
+const netbirdIssued: Record<string, (b: EngineBifrost) => Promise<string>> = {
+  NB_PROXY_TOKEN: async (b) => String((await netbirdApi(b, "POST", "/api/reverse-proxies/proxy-tokens", { name: "rotated-by-operator" })).plain_token),
+  NB_BIFROST_SETUP_KEY: async (b) => String((await netbirdApi(b, "POST", "/api/setup-keys", { name: "bifrost-rotated", type: "reusable" })).key),
+};
+
+/** Resolves once the running bootstrap has printed `marker` (its stdout is read through its log lines). */
+async function waitForOutput(b: EngineBifrost, marker: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!b.output.includes(marker)) {
+    if (Date.now() > deadline) throw new Error(`the bootstrap never printed "${marker}":\n${b.output}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

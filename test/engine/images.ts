@@ -1,0 +1,131 @@
+/**
+ * The images the engine tests run, built here because nothing can be pulled: each is tagged
+ * with the exact name docker-compose.yml pins, from one Debian root filesystem
+ * (scripts/conformance-tools.sh, mmdebstrap) and the stand-ins of standin/main.ts. The
+ * authentik-postgres slot runs Debian's real PostgreSQL behind the official image's
+ * entrypoint behaviour (standin/postgres-entrypoint.sh). Every image runs as the uid its real
+ * image runs as, so bind-mount ownership is tested for real, and states its start-up cost.
+ * Built once per content (a hash of every input) and kept as a `docker save` tarball, which a
+ * new daemon loads.
+ */
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import ts from "typescript";
+import { parse as parseYaml } from "yaml";
+import { bifrostSource, repoRoot } from "../docker-double/harness";
+import { toolsDir, type Engine } from "./daemon";
+
+const rootfsTar = path.join(toolsDir, "standin-rootfs.tar");
+const standinSources = ["test/engine/standin/main.ts", "test/engine/standin/pgStore.ts", "test/docker-double/apis.ts", "test/docker-double/authentik.ts"];
+const programs = ["traefik", "ak", "netbird-server", "netbird-dashboard", "netbird-proxy", "netbird"];
+
+/** Milliseconds an `ak` management command boots Django before it acts (as the bootstrap bench states it). */
+export const akCommandMs = 2000;
+
+interface ImageSpec {
+  /** Extra Dockerfile lines after the stand-in is in place. */
+  lines: string[];
+}
+
+/**
+ * Per compose service: the real image's user and entrypoint (each cited), and the stand-in's
+ * stated start-up cost in milliseconds (STANDIN_START_MS).
+ */
+export const imageSpecs: Record<string, ImageSpec> = {
+  // traefik v3.6.2 Dockerfile: root, ENTRYPOINT /entrypoint.sh → traefik with the flags.
+  traefik: { lines: ["ENV STANDIN_START_MS=500", 'ENTRYPOINT ["traefik"]'] },
+  // docker-library/postgres 16/alpine3.22 Dockerfile: uid/gid 70, PGDATA, ENTRYPOINT
+  // docker-entrypoint.sh, CMD postgres, STOPSIGNAL SIGINT.
+  "authentik-postgres": {
+    lines: [
+      "RUN usermod -u 70 postgres && groupmod -g 70 postgres && mkdir -p /var/run/postgresql && chown -R postgres:postgres /var/lib/postgresql /var/run/postgresql",
+      "ENV PATH=/usr/lib/postgresql/15/bin:$PATH PGDATA=/var/lib/postgresql/data",
+      "COPY postgres-entrypoint.sh /usr/local/bin/docker-entrypoint.sh",
+      'ENTRYPOINT ["docker-entrypoint.sh"]',
+      'CMD ["postgres"]',
+      "STOPSIGNAL SIGINT",
+    ],
+  },
+  // goauthentik lifecycle/container/Dockerfile: USER 1000, ENTRYPOINT dumb-init -- ak, CMD server.
+  "authentik-server": {
+    lines: [
+      "RUN mkdir -p /media && chown 1000:1000 /media",
+      `ENV STANDIN_START_MS=2000 STANDIN_AK_COMMAND_MS=${akCommandMs} STANDIN_DISCOVERY_BOOTSTRAP_MS=0 STANDIN_DISCOVERY_INSTANCES_MS=1000 STANDIN_DISCOVERY_APPLIED_MS=3000`,
+      "USER 1000",
+      'ENTRYPOINT ["ak"]',
+      'CMD ["server"]',
+    ],
+  },
+  // netbird combined/Dockerfile: ubuntu:24.04, root, ENTRYPOINT /go/bin/netbird-server.
+  "netbird-server": { lines: ["ENV STANDIN_START_MS=1000", 'ENTRYPOINT ["netbird-server"]'] },
+  // netbirdio/dashboard Dockerfile: nginx under supervisord, root.
+  "netbird-dashboard": { lines: ["ENV STANDIN_START_MS=300", 'ENTRYPOINT ["netbird-dashboard"]'] },
+  // netbird proxy/Dockerfile: distroless base:debug (busybox in /busybox), USER netbird (1000).
+  "netbird-proxy": { lines: ["RUN mkdir -p /busybox && ln -s /bin/busybox /busybox/wget", "ENV STANDIN_START_MS=500", "USER 1000", 'ENTRYPOINT ["netbird-proxy"]'] },
+  // netbird client/Dockerfile: root, ENTRYPOINT netbird-entrypoint.sh (runs `netbird up`).
+  "netbird-agent": { lines: ["ENV STANDIN_START_MS=500", 'ENTRYPOINT ["netbird", "up"]'] },
+};
+
+/** The image each compose service runs, exactly as docker-compose.yml pins it. */
+export function composeImages(): Record<string, string> {
+  const compose = parseYaml(fs.readFileSync(path.join(bifrostSource, "docker-compose.yml"), "utf8")) as { services: Record<string, { image: string }> };
+  return Object.fromEntries(Object.entries(compose.services).map(([service, s]) => [service, s.image]));
+}
+
+/** Every stand-in source, transpiled to CommonJS at the same relative paths, with the yaml package beside them. */
+function buildContext(dir: string): void {
+  const app = path.join(dir, "opt-standin");
+  for (const source of standinSources) {
+    const out = path.join(app, source.replace(/\.ts$/, ".js"));
+    fs.mkdirSync(path.dirname(out), { recursive: true });
+    const { outputText } = ts.transpileModule(fs.readFileSync(path.join(repoRoot, source), "utf8"), { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true } });
+    fs.writeFileSync(out, outputText);
+  }
+  fs.cpSync(path.join(repoRoot, "node_modules/yaml"), path.join(app, "node_modules/yaml"), { recursive: true });
+  const bin = path.join(dir, "bin");
+  fs.mkdirSync(bin);
+  fs.writeFileSync(path.join(bin, "standin"), '#!/bin/sh\nexec node /opt/standin/test/engine/standin/main.js "$(basename "$0")" "$@"\n', { mode: 0o755 });
+  for (const program of programs) fs.symlinkSync("standin", path.join(bin, program));
+  fs.copyFileSync(path.join(repoRoot, "test/engine/standin/postgres-entrypoint.sh"), path.join(dir, "postgres-entrypoint.sh"));
+  fs.chmodSync(path.join(dir, "postgres-entrypoint.sh"), 0o755);
+}
+
+function contentHash(): string {
+  const hash = createHash("sha256");
+  for (const file of [...standinSources, "test/engine/standin/postgres-entrypoint.sh", "test/engine/images.ts", "package-lock.json", "cloud/bifrost/docker-compose.yml"]) hash.update(fs.readFileSync(path.join(repoRoot, file)));
+  hash.update(fs.readFileSync(`${rootfsTar}.packages`));
+  return hash.digest("hex").slice(0, 16);
+}
+
+/** Puts every compose image into the engine: loaded from the saved tarball when one matches, else built and saved. */
+export async function provideImages(engine: Engine): Promise<void> {
+  if (!fs.existsSync(rootfsTar)) throw new Error(`no image root filesystem at ${rootfsTar}: run scripts/conformance-tools.sh as root`);
+  const saved = path.join(toolsDir, `standin-images-${contentHash()}.tar`);
+  if (fs.existsSync(saved)) {
+    await engine.docker(["load", "--quiet", "--input", saved]);
+    return;
+  }
+  const context = fs.mkdtempSync(path.join(os.tmpdir(), "standin-context-"));
+  try {
+    buildContext(context);
+    await engine.docker(["import", rootfsTar, "standin-base:local"]);
+    const images = composeImages();
+    const built = new Set<string>();
+    for (const [service, image] of Object.entries(images)) {
+      if (built.has(image)) continue;
+      const spec = imageSpecs[service];
+      if (!spec) throw new Error(`no stand-in image for compose service ${service}`);
+      const dockerfile = ["FROM standin-base:local", "COPY opt-standin /opt/standin", "COPY bin /usr/local/bin", ...spec.lines].join("\n");
+      fs.writeFileSync(path.join(context, `Dockerfile.${service}`), `${dockerfile}\n`);
+      await engine.docker(["build", "--quiet", "--tag", image, "--file", path.join(context, `Dockerfile.${service}`), context], { cwd: context });
+      built.add(image);
+    }
+    for (const old of fs.readdirSync(toolsDir).filter((f) => /^standin-images-.*\.tar$/.test(f))) fs.rmSync(path.join(toolsDir, old));
+    await engine.docker(["save", "--output", `${saved}.partial`, ...built]);
+    fs.renameSync(`${saved}.partial`, saved);
+  } finally {
+    fs.rmSync(context, { recursive: true, force: true });
+  }
+}

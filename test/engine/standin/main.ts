@@ -1,0 +1,289 @@
+/**
+ * The stand-ins of the engine tests: one program, run in the images test/engine/images.ts
+ * builds under the exact names docker-compose.yml pins, as each image's entrypoint and as the
+ * commands the compose file's healthchecks and bootstrap.sh's `docker exec` call. The first
+ * argument names the program it stands in for:
+ *
+ *   traefik [flags…] | traefik healthcheck --ping
+ *   ak server | ak worker | ak healthcheck | ak apply_blueprint FILE | ak shell -c CODE
+ *   netbird-server --config FILE
+ *   netbird-dashboard
+ *   netbird-proxy
+ *   netbird up | netbird status --check ready
+ *
+ * What the stand-ins answer over HTTP is the doubles' code (test/docker-double/apis.ts,
+ * authentik.ts), each answer cited there; what they add is what only a container has: a real
+ * start-up, a real uid against real bind-mount owners, a real database, state that survives
+ * exactly what the container's volumes survive. Each image states its start-up cost in
+ * STANDIN_START_MS (ENV in images.ts): milliseconds before the program serves.
+ */
+import * as fs from "node:fs";
+import * as http from "node:http";
+import * as net from "node:net";
+import * as path from "node:path";
+import { parse as parseYaml } from "yaml";
+import { NetbirdDouble, type Containers } from "../../docker-double/apis";
+import { AuthentikDouble } from "../../docker-double/authentik";
+import { PgStore } from "./pgStore";
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const startMs = Number(process.env.STANDIN_START_MS ?? 0);
+const log = (message: string) => process.stdout.write(`[standin] ${message}\n`);
+
+function fail(message: string): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(1);
+}
+
+/** Inside a container, the container is the only one there is: ready or not, its own mounts at their own paths. */
+function self(isReady: () => boolean): Containers {
+  return {
+    healthyEnv: () => (isReady() ? (process.env as Record<string, string>) : undefined),
+    hostPathOf: (_name, target) => target,
+  };
+}
+
+/** The uid-checked write the real program does first under a bind mount, so a wrong owner fails at start. */
+function requireWritable(dir: string, why: string): void {
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch {
+    fail(`${dir} is not writable by uid ${process.getuid?.()}: ${why}`);
+  }
+}
+
+async function get(url: string, timeoutMs = 2000): Promise<number> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    return response.status;
+  } catch {
+    return 0;
+  }
+}
+
+function serve(port: number, handler: http.RequestListener): Promise<void> {
+  return new Promise((resolve) => http.createServer(handler).listen(port, "0.0.0.0", resolve));
+}
+
+// --- Traefik (traefik v3.6.2: cmd/healthcheck/healthcheck.go asks the ping handler, /ping on
+// the traefik entry point, :8080 unless configured) -----------------------------------------
+
+async function traefik(args: string[]): Promise<void> {
+  if (args[0] === "healthcheck") process.exit((await get("http://127.0.0.1:8080/ping")) === 200 ? 0 : 1);
+  await sleep(startMs);
+  // web redirects to websecure (the compose file's entryPoints.web.http.redirections).
+  await serve(80, (req, res) => res.writeHead(308, { Location: `https://${req.headers.host ?? ""}${req.url ?? "/"}` }).end());
+  await serve(8080, (req, res) => res.writeHead(req.url === "/ping" ? 200 : 404).end(req.url === "/ping" ? "OK" : ""));
+  log("traefik: serving :80 and ping on :8080");
+}
+
+// --- Authentik (2025.10: lifecycle/ak writes the mode it runs in to /tmp/authentik-mode and
+// `ak healthcheck` checks that mode: the server's /-/health/live/, the worker's own check) ---
+
+const modeFile = "/tmp/authentik-mode";
+const workerReadyFile = "/tmp/authentik-worker-ready";
+
+async function ak(args: string[]): Promise<void> {
+  const store = new PgStore(process.env);
+  const [command, ...rest] = args;
+  switch (command) {
+    case "server":
+    case "worker": {
+      fs.writeFileSync(modeFile, command);
+      // Uploaded files (icons, branding) are written under /media by uid 1000.
+      requireWritable("/media", "Authentik stores uploaded files there");
+      await waitForDatabase(store);
+      await sleep(startMs);
+      return command === "server" ? authentikServer(store) : authentikWorker(store);
+    }
+    case "healthcheck": {
+      const mode = fs.existsSync(modeFile) ? fs.readFileSync(modeFile, "utf8") : "";
+      if (mode === "server") process.exit((await get("http://127.0.0.1:9000/-/health/live/")) === 200 ? 0 : 1);
+      process.exit(mode === "worker" && fs.existsSync(workerReadyFile) ? 0 : 1);
+      break;
+    }
+    case "apply_blueprint":
+    case "shell": {
+      // Every management command boots Django first (the stated cost of an `ak` command).
+      await sleep(Number(process.env.STANDIN_AK_COMMAND_MS ?? 0));
+      const authentik = new AuthentikDouble(self(() => true), store);
+      try {
+        if (command === "apply_blueprint") {
+          const error = authentik.applyBlueprint(rest[0] ?? "", process.env as Record<string, string>);
+          if (error) fail(error);
+          return;
+        }
+        // authentik/core/management/commands/shell.py: without -c it starts an interactive
+        // console that reads stdin only if it happens to be ready: not what the bootstrap may use.
+        if (rest[0] !== "-c" || rest.length !== 2) fail("ak shell: only `ak shell -c CODE` runs deterministically");
+        process.stdout.write(authentik.shell(rest[1], process.env as Record<string, string>));
+      } catch (e) {
+        fail((e as Error).message);
+      }
+      return;
+    }
+    default:
+      fail(`standin: ak ${command ?? ""} is not modelled`);
+  }
+}
+
+/** lifecycle/wait_for_db.py: Authentik waits for PostgreSQL, then migrates (lifecycle/migrate.py). */
+async function waitForDatabase(store: PgStore): Promise<void> {
+  for (;;) {
+    try {
+      store.migrate();
+      return;
+    } catch (e) {
+      log(`waiting for PostgreSQL: ${(e as Error).message.split("\n")[0]}`);
+      await sleep(1000);
+    }
+  }
+}
+
+async function authentikServer(store: PgStore): Promise<void> {
+  const authentik = new AuthentikDouble(self(() => true), store);
+  authentik.api.onCall = (call) => log(`api ${call}`);
+  await authentik.api.start(9000, "0.0.0.0");
+  log("authentik server: API on :9000");
+}
+
+async function authentikWorker(store: PgStore): Promise<void> {
+  const authentik = new AuthentikDouble(self(() => true), store);
+  const readyAt = Date.now();
+  fs.writeFileSync(workerReadyFile, "");
+  const timeline = { bootstrap: Number(process.env.STANDIN_DISCOVERY_BOOTSTRAP_MS ?? 0), instances: Number(process.env.STANDIN_DISCOVERY_INSTANCES_MS ?? 0), applied: Number(process.env.STANDIN_DISCOVERY_APPLIED_MS ?? 0) };
+  log("authentik worker: discovering blueprints");
+  for (;;) {
+    try {
+      authentik.discover(process.env as Record<string, string>, Date.now() - readyAt, timeline);
+    } catch (e) {
+      log(`discovery: ${(e as Error).message.split("\n")[0]}`);
+    }
+    await sleep(250);
+  }
+}
+
+// --- NetBird combined server (v0.77.1: combined/cmd/root.go loads --config, serves HTTP and
+// gRPC on server.listenAddress, the health listener on server.healthcheckAddress) ----------
+
+async function netbirdServer(args: string[]): Promise<void> {
+  const configFile = args[args.indexOf("--config") + 1];
+  if (!configFile || !fs.existsSync(configFile)) fail(`failed to load config: open ${configFile}: no such file or directory`);
+  const config = parseYaml(fs.readFileSync(configFile, "utf8")) as { server?: { listenAddress?: string; healthcheckAddress?: string; dataDir?: string } };
+  const port = (address: string | undefined) => Number(String(address ?? "").split(":").pop());
+  const dataDir = config.server?.dataDir ?? "/var/lib/netbird";
+  fs.mkdirSync(dataDir, { recursive: true });
+  await sleep(startMs);
+  const netbird = new NetbirdDouble(self(() => true));
+  // NetBird fetches the issuer's discovery document over its public name; here the issuer's
+  // path is asked of authentik-server over the compose network (no DNS or certificate here).
+  netbird.discoverable = async (issuer) => {
+    const where = /^https:\/\/[^/]+(\/application\/o\/[^/]+\/)$/.exec(issuer);
+    if (!where) return false;
+    try {
+      const response = await fetch(`http://authentik-server:9000${where[1]}.well-known/openid-configuration`, { signal: AbortSignal.timeout(3000) });
+      return response.ok && ((await response.json()) as { issuer?: string }).issuer === issuer;
+    } catch {
+      return false;
+    }
+  };
+  netbird.api.onCall = (call) => log(`api ${call}`);
+  await netbird.api.start(port(config.server?.listenAddress), "0.0.0.0");
+  await new Promise<void>((resolve) => net.createServer((s) => s.end()).listen(port(config.server?.healthcheckAddress), "0.0.0.0", resolve));
+  log("netbird server: API and gRPC on the listen address, health listener up");
+}
+
+// --- NetBird dashboard (nginx serving the SPA on :80) --------------------------------------
+
+async function netbirdDashboard(): Promise<void> {
+  await sleep(startMs);
+  await serve(80, (_req, res) => res.writeHead(200, { "Content-Type": "text/html" }).end("<!doctype html><title>NetBird</title>"));
+  log("dashboard: serving :80");
+}
+
+// --- netbird-proxy (v0.77.1: proxy/cmd/proxy/cmd/root.go refuses to start without
+// NB_PROXY_TOKEN; proxy/internal/health/health.go /healthz answers 200 once management
+// accepted the token) ---------------------------------------------------------------------
+
+async function netbirdProxy(): Promise<void> {
+  const token = process.env.NB_PROXY_TOKEN ?? "";
+  if (!token) fail("proxy token is required: set NB_PROXY_TOKEN environment variable");
+  // ACME certificates are written under NB_PROXY_CERTIFICATE_DIRECTORY by uid 1000.
+  requireWritable(process.env.NB_PROXY_CERTIFICATE_DIRECTORY ?? "/certs", "the proxy keeps its ACME certificates there");
+  await sleep(startMs);
+  let connected = false;
+  await new Promise<void>((resolve) =>
+    http.createServer((req, res) => res.writeHead(req.url === "/healthz" && connected ? 200 : 503).end()).listen(8080, "127.0.0.1", resolve),
+  );
+  const management = process.env.NB_PROXY_MANAGEMENT_ADDRESS ?? "";
+  for (;;) {
+    try {
+      const response = await fetch(`${management}/management.ProxyService/GetMappingUpdate`, { method: "POST", headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(3000) });
+      connected = response.ok;
+      if (!connected) log(`management refused the proxy: ${response.status}`);
+    } catch (e) {
+      connected = false;
+      log(`management unreachable: ${(e as Error).message}`);
+    }
+    await sleep(connected ? 5000 : 1000);
+  }
+}
+
+// --- netbird agent (v0.77.1: the daemon logs in with NB_SETUP_KEY and answers the CLI on
+// unix:///var/run/netbird.sock; `netbird status --check ready` asks it) --------------------
+
+const daemonSocket = "/var/run/netbird.sock";
+
+async function netbirdAgent(args: string[]): Promise<void> {
+  if (args[0] === "status") {
+    const state = await new Promise<string>((resolve) => {
+      const s = net.connect(daemonSocket);
+      let answer = "";
+      s.on("data", (d) => (answer += d));
+      s.on("end", () => resolve(answer));
+      s.on("error", () => resolve("daemon not running"));
+    });
+    if (state !== "ready") fail(`netbird daemon: ${state}`);
+    process.exit(0);
+  }
+  await sleep(startMs);
+  let state = "connecting";
+  fs.rmSync(daemonSocket, { force: true });
+  net.createServer((s) => s.end(state)).listen(daemonSocket);
+  // The management URL is https://netbird.<domain>; the agent shares the host's network, where
+  // netbird-server's loopback port stands in for it (no DNS or certificate here).
+  const login = process.env.STANDIN_MANAGEMENT_LOGIN ?? "http://127.0.0.1:8081/management.ManagementService/Login";
+  for (;;) {
+    try {
+      const response = await fetch(login, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ setupKey: process.env.NB_SETUP_KEY ?? "" }), signal: AbortSignal.timeout(3000) });
+      state = response.ok ? "ready" : `login refused: ${response.status}`;
+    } catch (e) {
+      state = `management unreachable: ${(e as Error).message}`;
+    }
+    await sleep(state === "ready" ? 5000 : 1000);
+  }
+}
+
+async function main(): Promise<void> {
+  const [program, ...args] = process.argv.slice(2);
+  switch (path.basename(program ?? "")) {
+    case "traefik":
+      return traefik(args);
+    case "ak":
+      return ak(args);
+    case "netbird-server":
+      return netbirdServer(args);
+    case "netbird-dashboard":
+      return netbirdDashboard();
+    case "netbird-proxy":
+      return netbirdProxy();
+    case "netbird":
+      return netbirdAgent(args);
+    default:
+      fail(`standin: unknown program ${program ?? ""}`);
+  }
+}
+
+process.on("SIGTERM", () => process.exit(0));
+process.on("SIGINT", () => process.exit(0));
+void main().catch((e) => fail(`standin: ${(e as Error).stack ?? String(e)}`));
