@@ -13,8 +13,8 @@
 #     iptables, which dockerd runs inside each container's network namespace for its embedded
 #     DNS (service names on the compose network), even with --iptables=false for the host;
 #     iproute2 for the network namespace the engine tests run the daemon in.
-# Idempotent and quick when everything is present. Needs root for the apt-get install step
-# only (and only when something is missing).
+# Idempotent and quick when everything is present. Needs root for the apt-get install step and
+# for making the image root filesystem (mmdebstrap --mode=root), each only when missing.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
