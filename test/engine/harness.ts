@@ -78,7 +78,33 @@ export class EngineBifrost extends BifrostHost {
     await this.engine.docker(["network", "rm", "bifrost"]).catch(() => undefined);
   }
 
+  /**
+   * Kills what a killed bootstrap left running: a one-time NetBird call runs in a session of its
+   * own so that it outlives an interruption and its answer is kept (mint_once), and it retries
+   * for up to WAIT_TIMEOUT. On the VPS the next run picks its answer up; between two test edges
+   * in one network namespace it would answer the next edge's netbird-server first.
+   */
+  killLeftovers(): void {
+    const mark = `BIFROST_DIR=${this.dir}\0`;
+    for (const pid of fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+      let environ = "";
+      try {
+        environ = fs.readFileSync(`/proc/${pid}/environ`, "latin1");
+      } catch {
+        continue;
+      }
+      if (environ.includes(mark)) {
+        try {
+          process.kill(Number(pid), "SIGKILL");
+        } catch {
+          // gone meanwhile
+        }
+      }
+    }
+  }
+
   async stop(): Promise<void> {
+    this.killLeftovers();
     await this.down();
     fs.rmSync(this.root, { recursive: true, force: true });
   }
