@@ -19,7 +19,7 @@ import { bifrostSource, canarySecrets } from "../docker-double/harness";
 import { criticalPathMs } from "../bifrost/bootstrapGraph";
 import { Engine } from "../engine/daemon";
 import { EngineBifrost } from "../engine/harness";
-import { akCommandMs, imageSpecs, provideImages } from "../engine/images";
+import { akCommandMs, composeImages, provideImages, statedStartMs } from "../engine/images";
 
 type Healthcheck = { interval?: string; start_interval?: string; start_period?: string };
 
@@ -30,11 +30,6 @@ function healthDelayMs(check: Healthcheck, startMs: number): number {
   const period = check.start_interval ? seconds(check.start_interval, 5000) : seconds(check.interval, 30_000);
   return Math.max(1, Math.ceil(startMs / period)) * period;
 }
-
-const statedStartMs = (service: string): number => {
-  const line = imageSpecs[service === "authentik-worker" ? "authentik-server" : service]?.lines.find((l) => l.includes("STANDIN_START_MS="));
-  return Number(/STANDIN_START_MS=(\d+)/.exec(line ?? "")?.[1] ?? 0);
-};
 
 async function main(): Promise<void> {
   const engine = await Engine.start();
@@ -67,7 +62,7 @@ async function main(): Promise<void> {
 
 /** The real PostgreSQL's start-up on an empty data directory, as its container runs it: from `docker run` to pg_isready. */
 async function measurePostgresStart(engine: Engine): Promise<number> {
-  const image = (parseYaml(fs.readFileSync(path.join(bifrostSource, "docker-compose.yml"), "utf8")) as { services: Record<string, { image: string }> }).services["authentik-postgres"].image;
+  const image = composeImages()["authentik-postgres"];
   const started = Date.now();
   const id = (await engine.docker(["run", "--detach", "--env", "POSTGRES_PASSWORD=bench-only-password", "--env", "POSTGRES_USER=authentik", "--env", "POSTGRES_DB=authentik", image])).trim();
   try {

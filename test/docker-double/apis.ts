@@ -82,13 +82,25 @@ export class ApiServer {
 
 // --- NetBird -------------------------------------------------------------------------------
 
-interface NetbirdStore {
+export interface NetbirdStore {
   owner?: { user_id: string; email: string };
   pats: { token: string; user_id: string; expires_days: number; created_ms?: number }[];
   proxyTokens: string[];
   setupKeys: { name: string; key: string; type: string; expires_in: number }[];
   identityProviders: { id: string; type: string; name: string; issuer: string; client_id: string; client_secret: string }[];
 }
+
+/** NetBird's store in the directory netbird-server mounts at /var/lib/netbird (empty when absent). */
+export function readNetbirdStore(dir: string): NetbirdStore {
+  const file = path.join(dir, netbirdStoreFile);
+  return fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : { pats: [], proxyTokens: [], setupKeys: [], identityProviders: [] };
+}
+
+export function writeNetbirdStore(dir: string, store: NetbirdStore): void {
+  fs.writeFileSync(path.join(dir, netbirdStoreFile), JSON.stringify(store, null, 2));
+}
+
+const netbirdStoreFile = "store.double.json";
 
 const base62 = (n: number) => {
   const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -119,19 +131,18 @@ export class NetbirdDouble {
     this.api = new ApiServer("netbird-server", containers, (method, url, headers, body) => this.route(method, url, headers, body));
   }
 
-  private storeFile(): string {
+  private storeDir(): string {
     const dir = this.containers.hostPathOf("netbird-server", "/var/lib/netbird");
     if (!dir) throw new Error("netbird-server has no /var/lib/netbird mount");
-    return path.join(dir, "store.double.json");
+    return dir;
   }
 
   store(): NetbirdStore {
-    const file = this.storeFile();
-    return fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : { pats: [], proxyTokens: [], setupKeys: [], identityProviders: [] };
+    return readNetbirdStore(this.storeDir());
   }
 
   private save(store: NetbirdStore): void {
-    fs.writeFileSync(this.storeFile(), JSON.stringify(store, null, 2));
+    writeNetbirdStore(this.storeDir(), store);
   }
 
   private async route(method: string, url: URL, headers: http.IncomingHttpHeaders, body: unknown): Promise<Reply> {

@@ -10,6 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { entriesFor } from "../../components/secrets/catalog";
 import { renderEnv, renderSecretsEnv, type SecretValues, type VpsSettings } from "../../components/secrets/render";
+import { readNetbirdStore, writeNetbirdStore } from "./apis";
 import { DockerDouble } from "./server";
 
 export const repoRoot = path.resolve(__dirname, "../..");
@@ -114,12 +115,12 @@ export abstract class BifrostHost {
   private issueNetbirdCredentials(): void {
     const { NB_PROXY_TOKEN: token, NB_BIFROST_SETUP_KEY: key } = this.secrets;
     if (!token && !key) return;
-    const file = path.join(this.data, "netbird/store.double.json");
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    const store = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : { pats: [], proxyTokens: [], setupKeys: [], identityProviders: [] };
+    const dir = path.join(this.data, "netbird");
+    fs.mkdirSync(dir, { recursive: true });
+    const store = readNetbirdStore(dir);
     if (token && !store.proxyTokens.includes(token)) store.proxyTokens.push(token);
-    if (key && !store.setupKeys.some((k: { key: string }) => k.key === key)) store.setupKeys.push({ name: "issued-by-the-operator", key, type: "reusable", expires_in: 0 });
-    fs.writeFileSync(file, JSON.stringify(store, null, 2));
+    if (key && !store.setupKeys.some((k) => k.key === key)) store.setupKeys.push({ name: "issued-by-the-operator", key, type: "reusable", expires_in: 0 });
+    writeNetbirdStore(dir, store);
   }
 
   read(relative: string): string {

@@ -14,7 +14,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
-import { NetbirdDouble, type Containers } from "./apis";
+import { NetbirdDouble, type Containers, type NetbirdStore } from "./apis";
 import { AuthentikDouble, emptyAuthentikDb, type AuthentikDb, type AuthentikStore, type DiscoveryTimeline, type StoredToken } from "./authentik";
 
 export interface DoubleConfig {
@@ -365,16 +365,11 @@ export class DockerDouble {
    * invalid"). Anything else keeps them unhealthy, as the real engine's stand-ins showed.
    */
   private netbirdCredentialRefused(c: Container): string | undefined {
-    const wanted =
-      c.service === "netbird-proxy"
-        ? { value: c.config.environment.NB_PROXY_TOKEN, issued: (s: ReturnType<NetbirdDouble["store"]>) => s.proxyTokens, refusal: "management refused the proxy: invalid token" }
-        : c.service === "netbird-agent"
-          ? { value: c.config.environment.NB_SETUP_KEY, issued: (s: ReturnType<NetbirdDouble["store"]>) => s.setupKeys.map((k) => k.key), refusal: "couldn't add peer: setup key is invalid" }
-          : undefined;
-    if (!wanted) return undefined;
+    const credential = netbirdCredentials[c.service];
+    if (!credential) return undefined;
     const server = this.containers.get("netbird-server");
     if (!server || !server.running) return "management unreachable";
-    return wanted.issued(this.netbird.store()).includes(wanted.value ?? "") ? undefined : wanted.refusal;
+    return credential.issued(this.netbird.store()).includes(c.config.environment[credential.variable] ?? "") ? undefined : credential.refusal;
   }
 
   private setDbPassword(dataDir: string, password: string | undefined): void {
@@ -559,6 +554,12 @@ export class DockerDouble {
     this.events.push({ kind: "role-password", service: "authentik-postgres" });
   }
 }
+
+/** What netbird-proxy and netbird-agent present to management, and how management refuses a value it never issued. */
+const netbirdCredentials: Record<string, { variable: string; issued: (store: NetbirdStore) => string[]; refusal: string }> = {
+  "netbird-proxy": { variable: "NB_PROXY_TOKEN", issued: (store) => store.proxyTokens, refusal: "management refused the proxy: invalid token" },
+  "netbird-agent": { variable: "NB_SETUP_KEY", issued: (store) => store.setupKeys.map((k) => k.key), refusal: "couldn't add peer: setup key is invalid" },
+};
 
 const containerId = (name: string) => createHash("sha256").update(name).digest("hex").slice(0, 12);
 

@@ -25,6 +25,8 @@ const programs = ["traefik", "ak", "netbird-server", "netbird-dashboard", "netbi
 export const akCommandMs = 2000;
 
 interface ImageSpec {
+  /** The stand-in's stated start-up cost in milliseconds (STANDIN_START_MS); none for the real PostgreSQL. */
+  startMs?: number;
   /** Extra Dockerfile lines after the stand-in is in place. */
   lines: string[];
 }
@@ -35,7 +37,7 @@ interface ImageSpec {
  */
 export const imageSpecs: Record<string, ImageSpec> = {
   // traefik v3.6.2 Dockerfile: root, ENTRYPOINT /entrypoint.sh → traefik with the flags.
-  traefik: { lines: ["ENV STANDIN_START_MS=500", 'ENTRYPOINT ["traefik"]'] },
+  traefik: { startMs: 500, lines: ['ENTRYPOINT ["traefik"]'] },
   // docker-library/postgres 16/alpine3.22 Dockerfile: uid/gid 70, PGDATA, ENTRYPOINT
   // docker-entrypoint.sh, CMD postgres, STOPSIGNAL SIGINT.
   "authentik-postgres": {
@@ -50,23 +52,27 @@ export const imageSpecs: Record<string, ImageSpec> = {
   },
   // goauthentik lifecycle/container/Dockerfile: USER 1000, ENTRYPOINT dumb-init -- ak, CMD server.
   "authentik-server": {
+    startMs: 2000,
     lines: [
       "RUN mkdir -p /media && chown 1000:1000 /media",
-      `ENV STANDIN_START_MS=2000 STANDIN_AK_COMMAND_MS=${akCommandMs} STANDIN_DISCOVERY_BOOTSTRAP_MS=0 STANDIN_DISCOVERY_INSTANCES_MS=1000 STANDIN_DISCOVERY_APPLIED_MS=3000`,
+      `ENV STANDIN_AK_COMMAND_MS=${akCommandMs} STANDIN_DISCOVERY_BOOTSTRAP_MS=0 STANDIN_DISCOVERY_INSTANCES_MS=1000 STANDIN_DISCOVERY_APPLIED_MS=3000`,
       "USER 1000",
       'ENTRYPOINT ["ak"]',
       'CMD ["server"]',
     ],
   },
   // netbird combined/Dockerfile: ubuntu:24.04, root, ENTRYPOINT /go/bin/netbird-server.
-  "netbird-server": { lines: ["ENV STANDIN_START_MS=1000", 'ENTRYPOINT ["netbird-server"]'] },
+  "netbird-server": { startMs: 1000, lines: ['ENTRYPOINT ["netbird-server"]'] },
   // netbirdio/dashboard Dockerfile: nginx under supervisord, root.
-  "netbird-dashboard": { lines: ["ENV STANDIN_START_MS=300", 'ENTRYPOINT ["netbird-dashboard"]'] },
+  "netbird-dashboard": { startMs: 300, lines: ['ENTRYPOINT ["netbird-dashboard"]'] },
   // netbird proxy/Dockerfile: distroless base:debug (busybox in /busybox), USER netbird (1000).
-  "netbird-proxy": { lines: ["RUN mkdir -p /busybox && ln -s /bin/busybox /busybox/wget", "ENV STANDIN_START_MS=500", "USER 1000", 'ENTRYPOINT ["netbird-proxy"]'] },
+  "netbird-proxy": { startMs: 500, lines: ["RUN mkdir -p /busybox && ln -s /bin/busybox /busybox/wget", "USER 1000", 'ENTRYPOINT ["netbird-proxy"]'] },
   // netbird client/Dockerfile: root, ENTRYPOINT netbird-entrypoint.sh (runs `netbird up`).
-  "netbird-agent": { lines: ["ENV STANDIN_START_MS=500", 'ENTRYPOINT ["netbird", "up"]'] },
+  "netbird-agent": { startMs: 500, lines: ['ENTRYPOINT ["netbird", "up"]'] },
 };
+
+/** The start-up cost a compose service's stand-in states (authentik-worker runs authentik-server's image). */
+export const statedStartMs = (service: string): number => imageSpecs[service === "authentik-worker" ? "authentik-server" : service]?.startMs ?? 0;
 
 /** The image each compose service runs, exactly as docker-compose.yml pins it. */
 export function composeImages(): Record<string, string> {
@@ -117,7 +123,8 @@ export async function provideImages(engine: Engine): Promise<void> {
       if (built.has(image)) continue;
       const spec = imageSpecs[service];
       if (!spec) throw new Error(`no stand-in image for compose service ${service}`);
-      const dockerfile = ["FROM standin-base:local", "COPY opt-standin /opt/standin", "COPY bin /usr/local/bin", ...spec.lines].join("\n");
+      const startCost = spec.startMs === undefined ? [] : [`ENV STANDIN_START_MS=${spec.startMs}`];
+      const dockerfile = ["FROM standin-base:local", "COPY opt-standin /opt/standin", "COPY bin /usr/local/bin", ...startCost, ...spec.lines].join("\n");
       fs.writeFileSync(path.join(context, `Dockerfile.${service}`), `${dockerfile}\n`);
       await engine.docker(["build", "--quiet", "--tag", image, "--file", path.join(context, `Dockerfile.${service}`), context], { cwd: context });
       built.add(image);
