@@ -57,8 +57,6 @@ export abstract class BifrostHost {
   readonly hostState: string;
   secrets: SecretValues;
   settings: VpsSettings;
-  /** What the running (or last) bootstrap has printed on stdout so far. */
-  output = "";
 
   constructor(options: BifrostOptions = {}) {
     this.root = fs.mkdtempSync(path.join(os.tmpdir(), "bifrost-"));
@@ -173,11 +171,7 @@ export abstract class BifrostHost {
       if (child.pid !== undefined) options.onStart?.(child.pid);
       let stdout = "";
       let stderr = "";
-      this.output = "";
-      child.stdout.on("data", (d) => {
-        stdout += d;
-        this.output += d;
-      });
+      child.stdout.on("data", (d) => (stdout += d));
       child.stderr.on("data", (d) => (stderr += d));
       child.on("error", reject);
       child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr, ms: Date.now() - started }));
