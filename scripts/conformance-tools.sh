@@ -30,16 +30,19 @@ readonly APT_DIR="$CACHE/apt"
 readonly TRIXIE_PACKAGES=(docker-compose cloud-init docker.io docker-cli containerd)
 # Unpacked beside them from the machine's own archive.
 readonly HOST_ARCHIVE_PACKAGES=(runc)
-# From the machine's own archive: PostgreSQL for the rotation test; the python3 modules are
+# From the machine's own archive: PostgreSQL for the rotation test; sqlite3, which the
+# bootstrap runs on NetBird's store (as on the VPS) and the NetBird double keeps its accounts
+# with; the python3 modules are
 # the Depends of trixie's cloud-init 25.1 (python3-configobj, -jinja2, -jsonpatch,
 # -jsonschema, -oauthlib, -requests, -yaml), which its schema command imports.
 readonly HOST_PACKAGES=(postgresql python3 python3-configobj python3-jinja2 python3-jsonpatch
-  python3-jsonschema python3-oauthlib python3-requests python3-yaml mmdebstrap iptables iproute2)
+  python3-jsonschema python3-oauthlib python3-requests python3-yaml mmdebstrap iptables iproute2 sqlite3)
 # The engine tests' image root filesystem (test/engine/images.ts reads the same path):
 # PostgreSQL 15 is the real database of the authentik-postgres slot, Node.js runs the
-# stand-ins, wget and busybox answer the compose file's own healthcheck commands.
+# stand-ins, wget and busybox answer the compose file's own healthcheck commands, sqlite3 keeps
+# the NetBird stand-in's accounts in store.db as netbird-server keeps them.
 readonly IMAGE_ROOTFS="$CACHE/standin-rootfs.tar"
-readonly IMAGE_PACKAGES=(postgresql-15 nodejs wget busybox bash)
+readonly IMAGE_PACKAGES=(postgresql-15 nodejs wget busybox bash sqlite3)
 
 log() { printf '[conformance-tools] %s\n' "$*"; }
 die() {

@@ -12,6 +12,8 @@ export interface VpsSettings {
   readonly acmeEmail: string;
   /** NetBird's owner e-mail for the bootstrap's `/api/setup` (core:netbirdOwnerEmail). */
   readonly netbirdOwnerEmail: string;
+  /** Whether NetBird holds a person's first login for approval (core:netbirdUserApproval). */
+  readonly netbirdUserApproval: boolean;
   /** Client id of Authentik's GitHub login (core:authentikGithubClientId); rendered empty when unset. */
   readonly authentikGithubClientId?: string;
   /** Public services routed by Traefik behind Authentik: `name=upstream` pairs. */
@@ -71,6 +73,7 @@ export function renderEnv(settings: VpsSettings, secrets: SecretValues): string 
     ["BIFROST_DOMAIN", settings.domain],
     ["ACME_EMAIL", settings.acmeEmail],
     ["NB_OWNER_EMAIL", settings.netbirdOwnerEmail],
+    ["NB_USER_APPROVAL_REQUIRED", String(settings.netbirdUserApproval)],
     // Empty when unset: the variable is always defined for Compose, and empty means no GitHub login.
     ["AUTHENTIK_GITHUB_CLIENT_ID", settings.authentikGithubClientId ?? ""],
     ["BIFROST_PUBLIC_SERVICES", settings.publicServices.map((s) => `${s.name}=${s.upstream}`).join(" ")],

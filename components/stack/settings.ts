@@ -30,6 +30,11 @@ export interface HetznerSettings {
   readonly acmeEmail: string;
   /** E-mail of NetBird's local owner, created once by the bootstrap's `/api/setup` (password: NB_OWNER_PASSWORD). */
   readonly netbirdOwnerEmail: string;
+  /**
+   * Whether a person's first NetBird login (through Authentik) waits, blocked, until an
+   * administrator approves it (NetBird's account setting user_approval_required). Default on.
+   */
+  readonly netbirdUserApproval: boolean;
   /** Client id of the GitHub OAuth app behind Authentik's GitHub login; with AUTHENTIK_GITHUB_SECRET, or unset. */
   readonly authentikGithubClientId?: string;
   readonly serverType: string;
@@ -178,6 +183,8 @@ const email = { test: (v: string) => /^[^\s@"'$]+@[^\s@"'$]+\.[^\s@"'$]+$/.test(
  */
 const githubClientId = { test: (v: string) => /^[A-Za-z0-9._-]{8,64}$/.test(v), expected: "a GitHub OAuth client id (8 to 64 characters [A-Za-z0-9._-], such as Ov23li…)" };
 
+const trueOrFalse = { test: (v: string) => v === "true" || v === "false", expected: "true or false" };
+
 const hostname = { test: (v: string) => hostnamePattern.test(v), expected: "a lower-case DNS name such as example.org" };
 
 export function checkHetznerSettings(get: ConfigGetter): Checked<HetznerSettings> {
@@ -193,6 +200,7 @@ export function checkHetznerSettings(get: ConfigGetter): Checked<HetznerSettings
     cloudflareZone,
     acmeEmail: r.string("acmeEmail", email),
     netbirdOwnerEmail: r.string("netbirdOwnerEmail", email),
+    netbirdUserApproval: r.string("netbirdUserApproval", trueOrFalse, "true") === "true",
     authentikGithubClientId: r.optionalString("authentikGithubClientId", githubClientId),
     serverType: r.string("serverType"),
     image: r.string("image"),
@@ -222,7 +230,7 @@ export function checkHetznerDataSettings(get: ConfigGetter): Checked<HetznerData
     name: r.string("name", { test: (v) => labelPattern.test(v), expected: "one DNS label (a-z, 0-9, -)" }, "bifrost"),
     location: r.string("location"),
     volumeSizeGb: Number(r.string("volumeSizeGb", { test: (v) => /^\d+$/.test(v) && Number(v) >= 10 && Number(v) <= 10240, expected: "a whole number of GB from 10 to 10240" })),
-    allowDestroy: r.string("allowDestroy", { test: (v) => v === "true" || v === "false", expected: "true or false" }, "false") === "true",
+    allowDestroy: r.string("allowDestroy", trueOrFalse, "false") === "true",
   };
   return r.problems.length > 0 ? { problems: r.problems } : { settings: settings as HetznerDataSettings, problems: [] };
 }
@@ -275,6 +283,7 @@ export function vpsSettingsOf(s: HetznerSettings, volumeId: number | string): Vp
     domain: s.domain,
     acmeEmail: s.acmeEmail,
     netbirdOwnerEmail: s.netbirdOwnerEmail,
+    netbirdUserApproval: s.netbirdUserApproval,
     authentikGithubClientId: s.authentikGithubClientId,
     publicServices: s.publicServices,
     dataRoot: s.dataRoot,

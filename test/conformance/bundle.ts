@@ -9,6 +9,7 @@ export const settings: VpsSettings = {
   domain: "bifrost.example.test",
   acmeEmail: "ops@example.test",
   netbirdOwnerEmail: "owner@example.test",
+  netbirdUserApproval: true,
   publicServices: [
     { name: "grafana", upstream: "http://100.64.0.10:3000" },
     { name: "home", upstream: "https://100.64.0.11" },

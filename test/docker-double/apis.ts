@@ -12,6 +12,7 @@ import * as fs from "node:fs";
 import * as http from "node:http";
 import type * as net from "node:net";
 import * as path from "node:path";
+import { NetbirdAccounts, singleAccountModeAtStart, type AccountRow, type SingleAccountMode } from "./netbirdAccounts";
 
 /** What the HTTP doubles need to know of the docker double. */
 export interface Containers {
@@ -127,8 +128,20 @@ export class NetbirdDouble {
    */
   issuerUnreachableCalls = 0;
 
+  /** Decided by serverStarted(), as netbird-server decides it at its start. */
+  private mode: SingleAccountMode = { enabled: true, domain: "" };
+
   constructor(private readonly containers: Containers) {
     this.api = new ApiServer("netbird-server", containers, (method, url, headers, body) => this.route(method, url, headers, body));
+  }
+
+  /** netbird-server (re)started on its store: single account mode is decided now, for the whole run. */
+  serverStarted(): void {
+    this.mode = singleAccountModeAtStart(this.accounts());
+  }
+
+  accounts(): NetbirdAccounts {
+    return new NetbirdAccounts(this.storeDir());
   }
 
   private storeDir(): string {
@@ -171,14 +184,63 @@ export class NetbirdDouble {
       if (!store.setupKeys.some((k) => k.key === setupKey)) return { status: 404, body: { message: "couldn't add peer: setup key is invalid", code: 5 } };
       return { status: 200, body: {} };
     }
-    // `Authorization: Token nbp_…` (management/server/http/middleware/auth_middleware.go).
+    // `Authorization: Bearer <JWT>` from the embedded IdP (Dex) after a person's SSO login. The
+    // double takes `Bearer sso:<user id>` for such a token (no Dex here, nothing is signed) and
+    // follows what a verified JWT leads to: auth_middleware.go → GetAccountIDFromUserAuth
+    // (account.go:1528), which creates the person's NetBird user on first sight; a blocked user
+    // is then refused (user.go:1459 GetCurrentUserInfo: status.NewUserBlockedError, 403).
+    const accounts = this.accounts();
     const auth = headers.authorization ?? "";
+    if (auth.startsWith("Bearer sso:")) {
+      const userId = auth.slice("Bearer sso:".length);
+      accounts.accountOfSsoUser(userId, this.mode);
+      const user = accounts.user(userId)!;
+      if (method === "GET" && p === "/api/users/current") {
+        if (user.blocked) return { status: 403, body: { message: "user is blocked", code: 403 } };
+        return { status: 200, body: userView(user) };
+      }
+      return { status: 404, body: { message: `docker double: unsupported NetBird call with an SSO token ${method} ${p}`, code: 404 } };
+    }
+    // `Authorization: Token nbp_…` (management/server/http/middleware/auth_middleware.go).
     // An expired PAT is refused like an unknown one (middleware/auth_middleware.go
     // checkPATFromRequest: "token expired" is no status error, so it becomes 401 "token invalid").
     const now = Date.now() + this.clockOffsetDays * 86_400_000;
     const pat = store.pats.find((t) => `Token ${t.token}` === auth && (t.created_ms ?? 0) + t.expires_days * 86_400_000 > now);
     if (!pat) return { status: 401, body: { message: "token invalid", code: 401 } };
     const b = (body ?? {}) as Record<string, unknown>;
+    const caller = accounts.user(pat.user_id);
+    if (!caller) return { status: 404, body: { message: `user ${pat.user_id} not found`, code: 404 } };
+    // GET /api/accounts: the caller's own account, as a one-element list (handlers/accounts/accounts_handler.go getAllAccounts, toAccountResponse).
+    if (method === "GET" && p === "/api/accounts") return { status: 200, body: [accountView(accounts.account(caller.account_id)!)] };
+    // PUT /api/accounts/{id}: settings rebuilt from the body (accounts_handler.go
+    // updateAccountRequestSettings); a body without settings.extra keeps the old extra
+    // settings (account.go UpdateAccountSettings: `if newSettings.Extra == nil`).
+    const account = /^\/api\/accounts\/([^/]+)$/.exec(p);
+    if (method === "PUT" && account) {
+      if (account[1] !== caller.account_id) return { status: 403, body: { message: "user is not part of the account", code: 403 } };
+      const settings = (b.settings ?? {}) as Record<string, unknown>;
+      const extra = settings.extra as Record<string, unknown> | undefined;
+      accounts.updateAccount(account[1], {
+        settings_peer_login_expiration_enabled: settings.peer_login_expiration_enabled ? 1 : 0,
+        settings_peer_login_expiration: Number(settings.peer_login_expiration ?? 0) * 1_000_000_000,
+        settings_regular_users_view_blocked: settings.regular_users_view_blocked ? 1 : 0,
+        settings_groups_propagation_enabled: settings.groups_propagation_enabled ? 1 : 0,
+        ...(extra && { settings_extra_peer_approval_enabled: extra.peer_approval_enabled ? 1 : 0, settings_extra_user_approval_required: extra.user_approval_required ? 1 : 0 }),
+      });
+      return { status: 200, body: accountView(accounts.account(account[1])!) };
+    }
+    // GET /api/users (handlers/users/users_handler.go getAllUsers): the caller's account.
+    if (method === "GET" && p === "/api/users") return { status: 200, body: accounts.users(caller.account_id).map((u) => userView(u)) };
+    // POST /api/users/{id}/approve (users_handler.go approveUser → user.go:1496 ApproveUser: another
+    // account's user is not found; a user not pending is refused, 422).
+    const approve = /^\/api\/users\/([^/]+)\/approve$/.exec(p);
+    if (method === "POST" && approve) {
+      const target = accounts.user(approve[1]);
+      if (!target || target.account_id !== caller.account_id) return { status: 404, body: { message: `user: ${approve[1]} not found`, code: 404 } };
+      if (!target.pending_approval) return { status: 422, body: { message: `user ${approve[1]} is not pending approval`, code: 422 } };
+      accounts.approve(target.id);
+      return { status: 200, body: userView(accounts.user(target.id)!) };
+    }
     // POST /api/users/{id}/tokens (management/server/http/handlers/users/pat_handler.go).
     const tokens = /^\/api\/users\/([^/]+)\/tokens$/.exec(p);
     if (method === "POST" && tokens) {
@@ -273,6 +335,10 @@ export class NetbirdDouble {
     store.owner = owner;
     const reply: Record<string, unknown> = { user_id: owner.user_id, email: owner.email };
     if (createPat) {
+      // setup_service.go:114 GetAccountIDByUserID → user.go:990 GetOrCreateAccountByUser with the
+      // setup's UserAuth, which carries no domain: an account with an empty domain, not the
+      // private primary account a first SSO login makes (upstream PR #6416, not in v0.77.1).
+      this.accounts().getOrCreateAccountByUser(owner.user_id, "");
       const token = `nbp_${base62(36)}`;
       store.pats.push({ token, user_id: owner.user_id, expires_days: days, created_ms: Date.now() + this.clockOffsetDays * 86_400_000 });
       reply.personal_access_token = token;
@@ -281,4 +347,25 @@ export class NetbirdDouble {
     this.afterSetupCommit?.();
     return { status: 200, body: reply };
   }
+}
+
+/** toAccountResponse (accounts_handler.go): domain and category as stored, settings in the API's names. */
+function accountView(a: AccountRow): Record<string, unknown> {
+  return {
+    id: a.id,
+    domain: a.domain,
+    domain_category: a.domain_category,
+    settings: {
+      peer_login_expiration_enabled: !!a.settings_peer_login_expiration_enabled,
+      peer_login_expiration: a.settings_peer_login_expiration / 1_000_000_000,
+      regular_users_view_blocked: !!a.settings_regular_users_view_blocked,
+      groups_propagation_enabled: !!a.settings_groups_propagation_enabled,
+      extra: { peer_approval_enabled: !!a.settings_extra_peer_approval_enabled, user_approval_required: !!a.settings_extra_user_approval_required },
+    },
+  };
+}
+
+/** users_handler.go toUserResponse: status "blocked" for a blocked user, pending_approval beside it. */
+function userView(u: { id: string; role: string; blocked: number; pending_approval: number }): Record<string, unknown> {
+  return { id: u.id, role: u.role, status: u.blocked ? "blocked" : "active", is_blocked: !!u.blocked, pending_approval: !!u.pending_approval };
 }

@@ -33,6 +33,8 @@ export interface BifrostOptions {
   secrets?: SecretValues;
   volumeDevice?: string;
   publicServices?: VpsSettings["publicServices"];
+  /** core:netbirdUserApproval (default true). */
+  netbirdUserApproval?: boolean;
   /** A reprovision: start on a copy of this earlier harness's data root (the kept volume). */
   dataFrom?: BifrostHost;
 }
@@ -75,6 +77,7 @@ export abstract class BifrostHost {
       domain: "bifrost.example.test",
       acmeEmail: "ops@example.test",
       netbirdOwnerEmail: "owner@example.test",
+      netbirdUserApproval: options.netbirdUserApproval ?? true,
       publicServices: options.publicServices ?? [{ name: "grafana", upstream: "http://100.64.0.10:3000" }],
       dataRoot: this.data,
       // The benchmarking range (RFC 2544), never a private or public network.

@@ -267,6 +267,7 @@ export class DockerDouble {
           if (!c) throw new Failure(`no container for service ${s}`);
           c.startedAt = Date.now();
           c.log.push(`${s} restarted`);
+          this.started(s);
           this.events.push({ kind: "restart", service: s });
           out.stderr += ` Container ${s}  Restarting\n Container ${s}  Started\n`;
         }
@@ -309,11 +310,13 @@ export class DockerDouble {
       const existing = this.containers.get(name);
       if (existing && existing.hash === hash) {
         out.stderr += ` Container ${name}  ${existing.running ? "Running" : "Started"}\n`;
+        if (!existing.running) this.started(name);
         existing.running = true;
         continue;
       }
       this.prepareMounts(cwd, name, config);
       this.containers.set(name, { service: name, cwd, running: true, hash, config, startedAt: Date.now(), log: [...(existing?.log ?? []), `${name} starting`] });
+      this.started(name);
       this.events.push({ kind: existing ? "recreate" : "create", service: name });
       out.stderr += ` Container ${name}  ${existing ? "Recreated" : "Created"}\n Container ${name}  Started\n`;
     }
@@ -364,6 +367,11 @@ export class DockerDouble {
    * token") and a setup key it stores (server/peer.go handleSetupKeyAddedPeer: "setup key is
    * invalid"). Anything else keeps them unhealthy, as the real engine's stand-ins showed.
    */
+  /** A container's process (re)started: what a server decides once at its start is decided now. */
+  private started(service: string): void {
+    if (service === "netbird-server") this.netbird.serverStarted();
+  }
+
   private netbirdCredentialRefused(c: Container): string | undefined {
     const credential = netbirdCredentials[c.service];
     if (!credential) return undefined;

@@ -6,9 +6,12 @@
  * project per daemon, as on the VPS.
  */
 import { execFile } from "node:child_process";
+import * as path from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { blastRadius, catalog, composeServices } from "../../components/secrets/catalog";
 import { Bifrost, canarySecrets, type RunResult } from "../docker-double/harness";
+import { NetbirdAccounts } from "../docker-double/netbirdAccounts";
 import { Engine } from "./daemon";
 import { EngineBifrost, type ContainerState } from "./harness";
 import { provideImages } from "./images";
@@ -41,6 +44,12 @@ async function expectAllHealthy(b: EngineBifrost): Promise<Record<string, Contai
   return containers;
 }
 
+/** A person's first request after an SSO login (the NetBird stand-in's `Bearer sso:<id>`), from inside the edge's network namespace. */
+async function ssoLogin(user: string): Promise<string> {
+  const [program, ...args] = engine.inNetwork(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", `Authorization: Bearer sso:${user}`, "http://127.0.0.1:8081/api/users/current"]);
+  return (await promisify(execFile)(program!, args)).stdout;
+}
+
 describe("bootstrap.sh on a real Docker Engine", () => {
   it("converges on first boot with all 8 services healthy; a second run recreates nothing and writes through no API", async () => {
     const b = new EngineBifrost(engine);
@@ -49,6 +58,12 @@ describe("bootstrap.sh on a real Docker Engine", () => {
       // Healthy includes netbird-proxy and Authentik writing their bind mounts as uid 1000
       // (the stand-ins refuse to start otherwise) and PostgreSQL owning its data as uid 70.
       const first = await expectAllHealthy(b);
+      // The owner's account, repaired by the host's sqlite3 in the store netbird-server's
+      // container keeps on its bind mount: people join it, held for approval.
+      expect([await ssoLogin("alice"), await ssoLogin("bob")]).toEqual(["403", "403"]);
+      const accounts = new NetbirdAccounts(path.join(b.data, "netbird"));
+      expect(accounts.accounts().map((a) => a.domain)).toEqual(["netbird.selfhosted"]);
+      expect(accounts.users(accounts.accounts()[0]!.id).map((u) => [u.role, u.pending_approval])).toEqual([["owner", 0], ["user", 1], ["user", 1]]);
       const since = now();
       ok(await b.run(), "second run");
       const second = await expectAllHealthy(b);

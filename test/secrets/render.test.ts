@@ -29,6 +29,7 @@ const settings: VpsSettings = {
   domain: "edge.example.test",
   acmeEmail: "ops@example.test",
   netbirdOwnerEmail: "owner@example.test",
+  netbirdUserApproval: true,
   publicServices: [
     { name: "grafana", upstream: "http://100.64.0.10:3000" },
     { name: "home", upstream: "https://100.64.0.11" },
@@ -88,10 +89,12 @@ describe("renderSecretsEnv and renderEnv", () => {
     expect(env).toMatchObject({
       BIFROST_DOMAIN: settings.domain,
       ACME_EMAIL: settings.acmeEmail,
+      NB_USER_APPROVAL_REQUIRED: "true",
       BIFROST_PUBLIC_SERVICES: "grafana=http://100.64.0.10:3000 home=https://100.64.0.11",
       BIFROST_DATA: "/var/lib/bifrost",
       BIFROST_VOLUME_DEVICE: settings.volumeDevice,
     });
+    expect(parseComposeEnvFile(renderEnv({ ...settings, netbirdUserApproval: false }, secrets)).NB_USER_APPROVAL_REQUIRED).toBe("false");
     expect(env.BIFROST_REQUIRED_SECRETS.split(" ").sort()).toEqual(
       entriesOnVps().filter((e) => e.requiredFor.includes("hetzner")).map((e) => e.key).sort(),
     );

@@ -46,3 +46,18 @@ describe("core:networkSubnet", () => {
     expect(r.problems[0].problem).toMatch(/an IPv4 network from \/16 to \/28/);
   });
 });
+
+describe("core:netbirdUserApproval", () => {
+  it("defaults to on, and reaches .env as NB_USER_APPROVAL_REQUIRED", () => {
+    const r = check();
+    expect(r.settings?.netbirdUserApproval).toBe(true);
+    expect(vpsSettingsOf(r.settings!, 1).netbirdUserApproval).toBe(true);
+    expect(check({ "core:netbirdUserApproval": "false" }).settings?.netbirdUserApproval).toBe(false);
+  });
+
+  it.each(["yes", "False", "1", " true"])("refuses %j, naming the key and not the value", (value) => {
+    const r = check({ "core:netbirdUserApproval": value });
+    expect(r.settings).toBeUndefined();
+    expect(r.problems).toEqual([{ key: "core:netbirdUserApproval", problem: "expected true or false" }]);
+  });
+});

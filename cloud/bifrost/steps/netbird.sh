@@ -197,3 +197,64 @@ step_netbird_server() {
   start_services netbird-server
   rm -f "$NETBIRD_RESTART_PENDING"
 }
+
+# NetBird v0.77.1's POST /api/setup gives the owner an account with an empty domain
+# (instance/setup_service.go:114 GetAccountIDByUserID → user.go:990 GetOrCreateAccountByUser,
+# with no domain), and every later SSO login takes the existing account's domain
+# (account.go:1573 updateUserAuthWithSingleMode); an empty one is no valid domain
+# (account.go:1803), so each person would get an account of their own, as its owner, outside
+# the edge's network and its user approval. Upstream's fix (PR #6416) is in no release yet:
+# until it is, the owner's account gets, once, in NetBird's own store, exactly what a first SSO
+# login would have given it (account.go:1333 addNewPrivateAccount: the single account mode's
+# domain, private, primary) — after that, people join it (account.go:1364
+# addNewUserToDomainAccount), blocked until approved when the account requires approval.
+readonly NETBIRD_ACCOUNT_DOMAIN="netbird.selfhosted" # server.go ResolveDomains: DefaultSelfHostedDomain
+
+step_netbird_account() {
+  local account id others notes=() APPROVAL_NOTE
+  account=$(api GET "$NETBIRD_API/api/accounts" "$(netbird_pat)" | jq -c '.[0]') || die "reading the owner's account from NetBird's API failed"
+  id=$(jq -r '.id' <<<"$account")
+  # rs/xid: 20 characters of base32hex; checked before it goes into SQL.
+  [[ $id =~ ^[0-9a-v]{20}$ ]] || die "NetBird's GET /api/accounts gave an account id the bootstrap does not recognise"
+  if jq -e '.domain == ""' <<<"$account" >/dev/null; then
+    join_people_to_owner_account "$id"
+    account=$(api GET "$NETBIRD_API/api/accounts" "$(netbird_pat)" | jq -c '.[0]') || die "reading the owner's account from NetBird's API failed"
+    jq -e --arg domain "$NETBIRD_ACCOUNT_DOMAIN" '.domain == $domain and .domain_category == "private"' <<<"$account" >/dev/null ||
+      die "NetBird's account still shows no domain after the store was changed: SSO logins would make accounts of their own"
+    notes+=("people who log in join the owner's account")
+  fi
+  others=$(netbird_store "SELECT count(*) FROM accounts WHERE id != '$id';")
+  if ((others > 0)); then
+    # account.go:242: NetBird turns single account mode off at start while it has more than one account.
+    notes+=("warning: $others other account(s) from earlier logins keep NetBird's single account mode off; see the README, 'NetBird accounts'")
+  fi
+  set_user_approval "$id" "$account"
+  notes+=("$APPROVAL_NOTE")
+  STEP_NOTE=$(printf '%s, ' "${notes[@]}")
+  STEP_NOTE=${STEP_NOTE%, }
+}
+
+join_people_to_owner_account() { # $1: the owner's account id
+  command -v sqlite3 >/dev/null ||
+    die "sqlite3 is missing on this host (cloud-init installs it on a new server): apt-get install sqlite3, then run the bootstrap again"
+  netbird_store "UPDATE accounts SET domain = '$NETBIRD_ACCOUNT_DOMAIN', domain_category = 'private', is_domain_primary_account = 1 WHERE id = '$1' AND domain = '';" >/dev/null
+}
+
+netbird_store() { # $1: SQL → its output; NetBird's own busy timeout (store/sql_store.go NewSqliteStore: 30 s)
+  sqlite3 -bail -cmd '.timeout 30000' "$DATA/netbird/store.db" "$1"
+}
+
+# core:netbirdUserApproval as the account's settings.extra.user_approval_required. PUT
+# /api/accounts/{id} rebuilds every setting from its body (accounts_handler.go
+# updateAccountRequestSettings), so the body is the settings as read, with that one field changed.
+set_user_approval() { # $1: account id, $2: the account as read → APPROVAL_NOTE
+  local want=${CONF[NB_USER_APPROVAL_REQUIRED]:-true} body
+  [[ $want == true || $want == false ]] || die "NB_USER_APPROVAL_REQUIRED in .env must be true or false"
+  if jq -e --argjson want "$want" '.settings.extra.user_approval_required == $want' <<<"$2" >/dev/null; then
+    APPROVAL_NOTE="user approval $([[ $want == true ]] && echo on || echo off)"
+    return 0
+  fi
+  body=$(jq -c --argjson want "$want" '{settings: (.settings | .extra = ((.extra // {}) + {user_approval_required: $want}))}' <<<"$2")
+  api PUT "$NETBIRD_API/api/accounts/$1" "$(netbird_pat)" "$body" >/dev/null || die "setting NetBird's user approval failed"
+  APPROVAL_NOTE="user approval turned $([[ $want == true ]] && echo on || echo off)"
+}

@@ -175,6 +175,7 @@ async function netbirdServer(args: string[]): Promise<void> {
   fs.mkdirSync(dataDir, { recursive: true });
   await sleep(startMs);
   const netbird = new NetbirdDouble(self(() => true));
+  netbird.serverStarted();
   // NetBird fetches the issuer's discovery document over its public name; here the issuer's
   // path is asked of authentik-server over the compose network (no DNS or certificate here).
   netbird.discoverable = async (issuer) => {
