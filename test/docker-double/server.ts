@@ -471,8 +471,9 @@ export class DockerDouble {
         throw new Failure(`docker double: unsupported: docker exec ${args.join(" ")}`, 127);
       const mount = c.config.volumes.map((v) => v.split(":")).find(([, target]) => command[2].startsWith(`${target}/`));
       const file = mount ? path.join(path.resolve(c.cwd, mount[0]), command[2].slice(mount[1].length + 1)) : command[2];
-      const error = this.authentik.applyBlueprint(file, c.config.environment);
-      if (error) throw new Failure(error);
+      const result = this.authentik.applyBlueprint(file, c.config.environment);
+      if (result.invalid) throw new Failure(result.invalid);
+      out.stdout += result.stdout;
     } finally {
       this.authentikActor = "authentik-worker";
     }

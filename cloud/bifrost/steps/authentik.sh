@@ -153,39 +153,57 @@ step_authentik_admin() {
 # application. It needs Authentik's default flows and scope mappings, which the worker's
 # blueprint discovery creates in no set order (authentik/blueprints/v1/tasks.py), so it
 # declares them (metaapplyblueprint, required) and `ak apply_blueprint` exits 1 ("Blueprint
-# invalid") until they are discovered; the step retries within WAIT_TIMEOUT and shows the last
-# error. A valid blueprint whose apply then fails still exits 0 (authentik/blueprints/
-# management/commands/apply_blueprint.py), so the result is read back through the API:
-# client, strict redirect, and the client secret Pulumi generated.
+# invalid") until they are discovered. A valid blueprint whose apply then fails still exits 0
+# (authentik/blueprints/management/commands/apply_blueprint.py ignores importer.apply()'s
+# False), so success is what the API shows afterwards — client, strict redirect, flows, the
+# client secret Pulumi generated, and the application — not the exit code. Either failure is
+# retried within WAIT_TIMEOUT; the last output and what was wrong are shown.
 step_authentik_blueprint() {
   local -
   set +x
-  local providers expected_redirect attempts=0 deadline=$((SECONDS + WAIT_TIMEOUT)) errors
-  errors=$(mktemp)
-  until docker exec authentik-server ak apply_blueprint "$NETBIRD_BLUEPRINT" >/dev/null 2>"$errors"; do
+  local problem attempts=0 deadline=$((SECONDS + WAIT_TIMEOUT)) output
+  output=$(mktemp)
+  while :; do
+    if ! docker exec authentik-server ak apply_blueprint "$NETBIRD_BLUEPRINT" >"$output" 2>&1; then
+      problem="Authentik refused the blueprint"
+    elif problem=$(netbird_provider_problem); then
+      break
+    fi
     attempts=$((attempts + 1))
     if ((SECONDS >= deadline)); then
-      printf '[bootstrap] last error of ak apply_blueprint:\n' >&2
-      tail -n "$LOG_TAIL_LINES" "$errors" >&2
-      rm -f "$errors"
-      die "Authentik did not accept $NETBIRD_BLUEPRINT within ${WAIT_TIMEOUT}s"
+      printf '[bootstrap] last output of ak apply_blueprint:\n' >&2
+      tail -n "$LOG_TAIL_LINES" "$output" >&2
+      rm -f "$output"
+      die "Authentik did not apply $NETBIRD_BLUEPRINT within ${WAIT_TIMEOUT}s: $problem"
     fi
     sleep "$API_RETRY_DELAY"
   done
-  rm -f "$errors"
+  rm -f "$output"
+  STEP_NOTE="provider and application verified"
+  ((attempts == 0)) || STEP_NOTE+=", applied after $attempts attempt(s) Authentik refused or did not apply (its defaults not yet discovered, or an apply that failed)"
+}
+
+# What is wrong with NetBird's provider and application as Authentik's API shows them; prints
+# nothing and succeeds when they match the blueprint.
+netbird_provider_problem() {
+  local -
+  set +x
+  local providers expected_redirect
   expected_redirect="https://netbird.${CONF[BIFROST_DOMAIN]}/oauth2/callback"
   providers=$(api_until "reading NetBird's OAuth2 provider from Authentik's API" \
     GET "$AUTHENTIK_API/api/v3/providers/oauth2/?client_id=netbird" "Bearer ${CONF[AUTHENTIK_TOKEN]}")
-  NB_SECRET=${CONF[NB_AUTHENTIK_CLIENT_SECRET]} REDIRECT=$expected_redirect jq -e '
+  if ! NB_SECRET=${CONF[NB_AUTHENTIK_CLIENT_SECRET]} REDIRECT=$expected_redirect jq -e '
     .results | length == 1 and (.[0] |
       .client_type == "confidential" and .client_secret == env.NB_SECRET and
       .redirect_uris == [{matching_mode: "strict", url: env.REDIRECT}] and
-      .authorization_flow != null and .invalidation_flow != null)' <<<"$providers" >/dev/null ||
-    die "Authentik's NetBird provider does not match the blueprint after applying it (client type, redirect URI, flows or client secret)"
-  api_until "reading the NetBird application from Authentik's API" \
-    GET "$AUTHENTIK_API/api/v3/core/applications/netbird/" "Bearer ${CONF[AUTHENTIK_TOKEN]}" >/dev/null
-  STEP_NOTE="provider and application verified"
-  ((attempts == 0)) || STEP_NOTE+=", applied after $attempts refusal(s) while Authentik's defaults were discovered"
+      .authorization_flow != null and .invalidation_flow != null)' <<<"$providers" >/dev/null; then
+    printf "ak apply_blueprint exited 0, but Authentik's NetBird provider does not match the blueprint (client type, redirect URI, flows or client secret)"
+    return 1
+  fi
+  if ! api GET "$AUTHENTIK_API/api/v3/core/applications/netbird/" "Bearer ${CONF[AUTHENTIK_TOKEN]}" >/dev/null 2>&1; then
+    printf "ak apply_blueprint exited 0, but Authentik has no NetBird application"
+    return 1
+  fi
 }
 
 step_authentik_postgres() { start_services authentik-postgres; }

@@ -315,9 +315,28 @@ describe("bootstrap.sh in the docker double", () => {
     b.double.configure({ discoveryMs: { bootstrap: 300, instances: 1500, applied: 60_000 } });
     const r = await b.run({ env: { BIFROST_API_RETRY_DELAY: "0.1" } });
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/step authentik-blueprint: ok, provider and application verified, applied after \d+ refusal\(s\) while Authentik's defaults were discovered/);
+    expect(r.stdout).toMatch(/step authentik-blueprint: ok, provider and application verified, applied after \d+ attempt\(s\) Authentik refused or did not apply/);
     expect(b.double.calls.some((c) => c.startsWith("exec authentik-server ak shell -c import os\nfrom authentik.core.models import Token"))).toBe(false);
     expect(b.double.authentik.providers.get("netbird")).toMatchObject({ authorization_flow: expect.stringMatching(/^pk:/), invalidation_flow: expect.stringMatching(/^pk:/) });
+  });
+
+  it("an apply that fails after a valid validation exits 0 upstream: the bootstrap sees the missing provider and applies again", async () => {
+    const b = await bifrost();
+    b.double.authentik.applyConflicts = 1;
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    expect(b.double.authentik.applyConflicts).toBe(0);
+    expect(r.stdout).toMatch(/step authentik-blueprint: ok, provider and application verified, applied after 1 attempt\(s\)/);
+    expect(b.double.authentik.providers.get("netbird")).toMatchObject({ client_id: "netbird" });
+  });
+
+  it("an apply that keeps failing silently ends the step saying that Authentik exited 0 without applying", async () => {
+    const b = await bifrost();
+    b.double.authentik.applyConflicts = Infinity;
+    const r = await b.run({ env: { BIFROST_WAIT_TIMEOUT: "2", BIFROST_API_RETRY_DELAY: "0.2" } });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("ERROR: Authentik did not apply /blueprints/custom/netbird.yaml within 2s: ak apply_blueprint exited 0, but Authentik's NetBird provider does not match the blueprint");
+    expect(b.double.authentik.providers.has("netbird")).toBe(false);
   });
 
   it("without its metaapplyblueprint entries the blueprint is refused while the worker has not applied the default flows", async () => {
@@ -330,7 +349,7 @@ describe("bootstrap.sh in the docker double", () => {
     const r = await b.run({ env: { BIFROST_WAIT_TIMEOUT: "1", BIFROST_API_RETRY_DELAY: "0.1" } });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain("'authorization_flow': ['This field may not be null.']");
-    expect(r.stderr).toMatch(/Authentik did not accept \/blueprints\/custom\/netbird\.yaml within 1s/);
+    expect(r.stderr).toMatch(/Authentik did not apply \/blueprints\/custom\/netbird\.yaml within 1s: Authentik refused the blueprint/);
   });
 
   it("a rotated AUTHENTIK_BOOTSTRAP_PASSWORD becomes akadmin's password; an unchanged one costs no ak shell", async () => {

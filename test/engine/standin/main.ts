@@ -109,8 +109,9 @@ async function ak(args: string[]): Promise<void> {
       const authentik = new AuthentikDouble(self(() => true), store);
       try {
         if (command === "apply_blueprint") {
-          const error = authentik.applyBlueprint(rest[0] ?? "", process.env as Record<string, string>);
-          if (error) fail(error);
+          const result = authentik.applyBlueprint(rest[0] ?? "", process.env as Record<string, string>);
+          if (result.invalid) fail(result.invalid);
+          process.stdout.write(result.stdout);
           return;
         }
         // authentik/core/management/commands/shell.py: without -c it starts an interactive
