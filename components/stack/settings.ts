@@ -173,7 +173,11 @@ class Reader {
   }
 }
 
-const url = { test: (v: string) => /^https?:\/\/[^\s"'$/]+(:\d+)?\/?$/.test(v), expected: "an http:// or https:// address without a path, such as https://openbao.example.net:8200" };
+/** A host name or IPv4 address, or an IPv6 address in brackets; then an optional port. */
+const url = {
+  test: (v: string) => /^https?:\/\/(?:[^\s"'$/:[\]]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?\/?$/.test(v),
+  expected: "an http:// or https:// address without a path, such as https://openbao.example.net:8200",
+};
 
 const email = { test: (v: string) => /^[^\s@"'$]+@[^\s@"'$]+\.[^\s@"'$]+$/.test(v), expected: "an e-mail address" };
 

@@ -15,68 +15,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { projectRoot } from "../../components/stack/paths";
-import { renderMarkdown, renderText, summarize, type PreviewDigest } from "../../scripts/lib/previewSummary";
 import { canaryEnv, canaryMarkers, leakedKeys } from "../helpers/canaries";
 import { ageKeyFile, newRecipient, scratchProject, sopsDoubleDir, writeSopsFile } from "../helpers/sopsDouble";
 
 const fixture = (name: string) => join(projectRoot, "test", "fixtures", "preview", `${name}.json`);
-const digest = (name: string) => JSON.parse(readFileSync(fixture(name), "utf8")) as PreviewDigest;
-
-describe("review summary from a recorded preview", () => {
-  it("names the rotated secrets, a generated one made at apply, and the containers that follow from the catalog", () => {
-    const s = summarize(digest("secrets-rotated"));
-    expect(s.secrets).toEqual([
-      { secret: "AUTHENTIK_SECRET_KEY", how: "changed" },
-      { secret: "NB_RELAY_SECRET", how: "changed" },
-      { secret: "NB_AUTHENTIK_CLIENT_SECRET", how: "new value made at apply" },
-    ]);
-    expect(s.recreated).toEqual(["authentik-server", "authentik-worker", "netbird-server"]);
-    expect(s.serverReplaced).toBe(false);
-    expect(s.neverChanged).toEqual([]);
-    expect(renderText(s, "hetzner")).toBe(
-      [
-        "Review summary for hetzner:",
-        "  Resources: 2 to replace, 1 to update",
-        "  Server: kept",
-        "  Secrets changed: AUTHENTIK_SECRET_KEY, NB_RELAY_SECRET, NB_AUTHENTIK_CLIENT_SECRET (new value made at apply)",
-        "  Containers the bootstrap recreates: authentik-server, authentik-worker, netbird-server",
-        "",
-      ].join("\n"),
-    );
-  });
-
-  it("says when the server is replaced, and why", () => {
-    const s = summarize(digest("server-replaced"));
-    expect(s).toMatchObject({ serverReplaced: true, serverReplaceReasons: ["userData"], secrets: [] });
-    expect(renderText(s, "hetzner")).toContain("Server: REPLACED (because of userData); the new server is shipped and bootstrapped from scratch");
-  });
-
-  it("warns when a never key changed, and does not pretend to know which others did", () => {
-    const s = summarize(digest("never-key-changed"));
-    expect(s).toMatchObject({ neverChanged: ["NB_DATA_STORE_KEY"], fingerprintsRekeyed: true, secrets: [{ secret: "NB_DATA_STORE_KEY", how: "changed" }] });
-    const md = renderMarkdown(s, "hetzner");
-    expect(md).toContain("- **WARNING**: `NB_DATA_STORE_KEY` changed, and it must never change: NetBird's database is encrypted with it");
-    expect(md).toContain("whether other secrets changed cannot be told");
-  });
-
-  it("says nothing changed when nothing did", () => {
-    expect(renderMarkdown(summarize(digest("no-changes")), "hetzner")).toBe(
-      ["### `just core hetzner preview`", "", "- Resources: no changes", "- Server: kept", "- Secrets: none changed", ""].join("\n"),
-    );
-  });
-
-  it("a first bootstrap counts its secrets; a stack without a server or bootstrap shows only its resources", () => {
-    const first = digest("secrets-rotated");
-    const created: PreviewDigest = { ...first, steps: first.steps!.filter((s) => !s.urn.endsWith("::bifrost-run")).concat([{ ...first.steps!.find((s) => s.urn.endsWith("::bifrost-run") && s.op === "replace")!, op: "create", oldState: undefined }]) };
-    expect(renderText(summarize(created), "hetzner")).toContain("Secrets: first bootstrap, with 9 secrets");
-    expect(renderText(summarize({ steps: [], changeSummary: { create: 4 } }), "cluster")).toBe("Review summary for cluster:\n  Resources: 4 to create\n");
-  });
-
-  it("passes on the preview's errors", () => {
-    const s = summarize({ diagnostics: [{ severity: "error", message: "hetzner stack: 1 problem, nothing was created or changed:\n  - HCLOUD_TOKEN: wrong format\n" }, { severity: "info", message: "x" }] });
-    expect(renderText(s, "hetzner")).toContain("ERROR: hetzner stack: 1 problem");
-  });
-});
 
 describe("just core <stack> preview end to end (sops and pulumi doubles)", () => {
   let root: string;
