@@ -314,6 +314,10 @@ describe("cluster settings", () => {
     expect(r.settings?.apps).toHaveLength(1);
   });
 
+  it("takes the kubeconfig it is given", () => {
+    expect(checkC({ kubeconfig: "/etc/k3s.yaml" }).settings?.kubeconfig).toBe("/etc/k3s.yaml");
+  });
+
   it("refuses addresses with a path, other schemes, and bad Secret keys", () => {
     const expected = "expected an http:// or https:// address without a path, such as https://openbao.example.net:8200";
     for (const ok of ["http://a:8200", "https://a/", "https://a.b.c", "https://192.0.2.1:8200", "https://[2001:db8::1]:8200", "http://[::1]"]) expect(checkC({ openbaoAddr: ok }).problems, ok).toEqual([]);

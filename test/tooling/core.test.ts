@@ -38,7 +38,7 @@ describe("secretsFileFor", () => {
     });
   });
 
-  it.each([7, "secrets/x.yaml", "x/sandbox.sops.yaml", "secrets/Sandbox.sops.yaml", "secrets/-x.sops.yaml", "secrets/a/b.sops.yaml", " secrets/x.sops.yaml", "secrets/x.sops.yaml "])(
+  it.each([7, ["secrets/sandbox.sops.yaml"], "secrets/x.yaml", "x/sandbox.sops.yaml", "secrets/Sandbox.sops.yaml", "secrets/-x.sops.yaml", "secrets/a/b.sops.yaml", " secrets/x.sops.yaml", "secrets/x.sops.yaml "])(
     "refuses a file name %j outside secrets/<name>.sops.yaml",
     (file) => {
       expect(secretsFileFor("hetzner-sandbox", { "core:secretsFile": file })).toEqual({ problem: "core:secretsFile of stack hetzner-sandbox must be secrets/<name>.sops.yaml" });

@@ -49,6 +49,12 @@ describe("plan: refusals", () => {
 });
 
 describe("plan: what happens", () => {
+  it("looks for the key itself among the file's keys", () => {
+    expect(plan("new", "NB_RELAY_SECRET", [{ key: "HCLOUD_TOKEN", hasValue: true }], file)).toMatchObject({ ok: true });
+    expect(plan("rotate", "NB_RELAY_SECRET", [{ key: "HCLOUD_TOKEN", hasValue: true }], file)).toMatchObject({ ok: false });
+  });
+
+
   it("new says which up delivers it, for every stack that reads it", () => {
     expect(plan("new", "NB_RELAY_SECRET", [], file)).toMatchObject({ ok: true, confirm: false, effects: ["NB_RELAY_SECRET is set in secrets/bootstrap.sops.yaml; the next just core hetzner up delivers it"] });
     expect(plan("new", "PULUMI_CONFIG_PASSPHRASE", [], file)).toMatchObject({

@@ -101,6 +101,8 @@ describe("review summary rules, on digests made here", () => {
     expect(summarize(oldOnly).bootstrapInPreview).toBe(true);
     const nested: PreviewDigest = { steps: [{ op: "create", urn: "urn:pulumi:s::p::core:bifrost:Bootstrap$command:remote:Command::bifrost-run" }] };
     expect(summarize(nested).bootstrapInPreview).toBe(true);
+    const otherType: PreviewDigest = { steps: [{ op: "create", urn: "urn:pulumi:s::p::random:index/randomPassword:RandomPassword::bifrost-run" }] };
+    expect(summarize(otherType).bootstrapInPreview).toBe(false);
     const newWins: PreviewDigest = { steps: [{ op: "create", urn: "urn:pulumi:s::p::x::bifrost-run", newState: { type: "command:remote:Command" }, oldState: { type: "other" } }] };
     expect(summarize(newWins).bootstrapInPreview).toBe(true);
   });
@@ -147,6 +149,12 @@ describe("review summary rules, on digests made here", () => {
     const noReason = summarize({ steps: [{ op: "replace", urn: server, newState: { type: "hcloud:index/server:Server" } }] });
     expect(renderText(noReason, "hetzner")).toContain("  Server: REPLACED; the new server");
     expect(summarize({ steps: [{ op: "update", urn: server, newState: { type: "hcloud:index/server:Server" } }] })).toMatchObject({ serverReplaced: false, serverInPreview: true });
+  });
+
+  it("a secret the catalog no longer knows is named, and recreates nothing", () => {
+    const s = summarize(update({ RETIRED_SECRET: "a" }, { RETIRED_SECRET: "b" }));
+    expect(s.secrets).toEqual([{ secret: "RETIRED_SECRET", how: "changed" }]);
+    expect(s.recreated).toEqual([]);
   });
 
   it("a program-side secret recreates no container", () => {

@@ -50,6 +50,17 @@ describe("ageRecipientProblem", () => {
     expect(ageRecipientProblem(bech32("age", toFive([...point, 1])))).toBe("holds 33 bytes, an X25519 public key has 32");
   });
 
+  it("encodes any length as the reference does, a last group of 1 to 4 bits or none", () => {
+    for (const bytes of [new Array(32).fill(255), new Array(40).fill(255), point.slice(0, 5)])
+      expect(encodeAgeRecipient(Uint8Array.from(bytes))).toBe(bech32("age", toFive(bytes)));
+  });
+
+  it("decodes data that ends on a byte boundary, and a separator right after a one-letter type", () => {
+    // 64 groups are 320 bits: exactly 40 bytes, nothing left over.
+    expect(ageRecipientProblem(bech32("age", toFive(new Array(40).fill(7))))).toBe("holds 40 bytes, an X25519 public key has 32");
+    expect(ageRecipientProblem(bech32("x", toFive(point)))).toBe('type "x" is not "age" (an X25519 public key starts with age1)');
+  });
+
   it("refuses padding bits that are not zero, and a whole extra group of padding", () => {
     const data = toFive(point);
     // 256 bits in 52 groups: the last group carries 1 data bit and 4 padding bits.
@@ -57,6 +68,8 @@ describe("ageRecipientProblem", () => {
     expect(ageRecipientProblem(bech32("age", dirty))).toBe("non-zero padding");
     // 54 groups are 270 bits: 33 bytes and 6 bits left over, more than one group of padding.
     expect(ageRecipientProblem(bech32("age", [...data, 0, 0]))).toBe("illegal zero padding");
+    // 57 groups are 285 bits: 35 bytes and exactly one group of padding left over.
+    expect(ageRecipientProblem(bech32("age", [...data, 0, 0, 0, 0, 0]))).toBe("illegal zero padding");
   });
 
   it("refuses each malformation on its own, with its own words", () => {
@@ -139,6 +152,12 @@ describe(".sops.yaml rules", () => {
     expect(() => recipientsFor("keys: []\n", file)).toThrow(".sops.yaml has no creation_rules list");
     expect(() => recipientsFor(`creation_rules:\n  - age: 7\n`, file)).toThrow("the rule's age field is neither a string nor a list");
     expect(() => recipientsFor(`creation_rules:\n  - key_groups: []\n    age: ${a}\n`, file)).toThrow("the rule uses key_groups; edit .sops.yaml by hand");
+  });
+
+  it("writes the first recipient of a rule without age as a folded string", () => {
+    const added = addRecipient(`creation_rules:\n  - path_regex: ^secrets/\n`, file, a);
+    if (!added.ok) throw new Error(added.refusal);
+    expect(added.config).toContain("age: >-");
   });
 
   it("writes recipients back as a folded string, or as the list it found", () => {
