@@ -5,18 +5,9 @@
  */
 import { describe, expect, it } from "vitest";
 import { checkHetznerSettings, traefikAddress, vpsSettingsOf } from "../../components/stack/settings";
+import { minimalHetznerConfig } from "../helpers/stackSettings";
 
-const base: Record<string, string> = {
-  "core:domain": "edge.example.test",
-  "core:cloudflareZone": "example.test",
-  "core:acmeEmail": "ops@example.test",
-  "core:netbirdOwnerEmail": "owner@example.test",
-  "core:serverType": "cx23",
-  "core:image": "debian-13",
-  "core:sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests operator",
-  "core:operatorSshSources": JSON.stringify(["198.51.100.7/32"]),
-  "core:dataStack": "organization/core/hetzner-data",
-};
+const base = minimalHetznerConfig;
 const check = (extra: Record<string, string> = {}) => checkHetznerSettings((k) => ({ ...base, ...extra })[`core:${k}`]);
 
 describe("core:networkSubnet", () => {

@@ -4,18 +4,10 @@
  */
 import { describe, expect, it } from "vitest";
 import { checkClusterSettings, checkGithubLogin, checkHetznerDataSettings, checkHetznerSettings, defaultKubeconfig, reservedLabels, traefikAddress, vpsSettingsOf } from "../../components/stack/settings";
+import { minimalHetznerConfig } from "../helpers/stackSettings";
 
-const hetzner: Record<string, string> = {
-  domain: "edge.example.test",
-  cloudflareZone: "example.test",
-  acmeEmail: "ops@example.test",
-  netbirdOwnerEmail: "owner@example.test",
-  serverType: "cx23",
-  image: "debian-13",
-  sshPublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKkkkkkkkkkkk operator",
-  operatorSshSources: JSON.stringify(["198.51.100.7/32"]),
-  dataStack: "organization/core/hetzner-data",
-};
+/** The minimal config by bare key, as the checks ask for it. */
+const hetzner = Object.fromEntries(Object.entries(minimalHetznerConfig).map(([k, v]) => [k.slice("core:".length), v]));
 const checkH = (over: Record<string, string | undefined> = {}) => checkHetznerSettings((k) => ({ ...hetzner, ...over })[k]);
 const problemsH = (over: Record<string, string | undefined>) => checkH(over).problems;
 const one = (key: string, problem: string) => [{ key: `core:${key}`, problem }];

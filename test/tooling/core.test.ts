@@ -10,6 +10,7 @@ import { renderEnv, renderSecretsEnv } from "../../components/secrets/render";
 import { redacted, redactedSecrets, renderedEnvFiles, settingsFromStackConfig } from "../../scripts/lib/bundleRender";
 import { isSandboxStack, productionSecretsFile, secretsFileFor } from "../../scripts/lib/secretsFiles";
 import { canaryEnv } from "../helpers/canaries";
+import { minimalHetznerConfig } from "../helpers/stackSettings";
 
 describe("secretsFileFor", () => {
   it("knows a sandbox by a whole sandbox word in the stack's name", () => {
@@ -48,16 +49,10 @@ describe("secretsFileFor", () => {
 
 describe("bundle-render's helpers", () => {
   const values = checkSecrets("hetzner", canaryEnv("hetzner")).values;
-  const config = {
-    "core:domain": "edge.example.test",
-    "core:cloudflareZone": "example.test",
-    "core:acmeEmail": "ops@example.test",
-    "core:netbirdOwnerEmail": "owner@example.test",
-    "core:serverType": "cx23",
-    "core:image": "debian-13",
-    "core:sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKkkkkkkkkkkk operator",
+  const config: Record<string, unknown> = {
+    ...minimalHetznerConfig,
+    // Structured config arrives as JSON values, not text.
     "core:operatorSshSources": ["198.51.100.7/32"],
-    "core:dataStack": "organization/core/hetzner-data",
     "core:authentikGithubClientId": "Ov23likkkk",
     "core:sshPrivateKeyPath": null,
   };
