@@ -190,8 +190,11 @@ netbird_provider_problem() {
   set +x
   local providers expected_redirect
   expected_redirect="https://netbird.${CONF[BIFROST_DOMAIN]}/oauth2/callback"
-  providers=$(api_until "reading NetBird's OAuth2 provider from Authentik's API" \
-    GET "$AUTHENTIK_API/api/v3/providers/oauth2/?client_id=netbird" "Bearer ${CONF[AUTHENTIK_TOKEN]}")
+  # Plain calls: a failure here is one more reason to retry in the step's own loop.
+  if ! providers=$(api GET "$AUTHENTIK_API/api/v3/providers/oauth2/?client_id=netbird" "Bearer ${CONF[AUTHENTIK_TOKEN]}" 2>/dev/null); then
+    printf "Authentik's API did not answer for NetBird's OAuth2 provider"
+    return 1
+  fi
   if ! NB_SECRET=${CONF[NB_AUTHENTIK_CLIENT_SECRET]} REDIRECT=$expected_redirect jq -e '
     .results | length == 1 and (.[0] |
       .client_type == "confidential" and .client_secret == env.NB_SECRET and

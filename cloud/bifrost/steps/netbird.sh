@@ -211,27 +211,31 @@ step_netbird_server() {
 readonly NETBIRD_ACCOUNT_DOMAIN="netbird.selfhosted" # server.go ResolveDomains: DefaultSelfHostedDomain
 
 step_netbird_account() {
-  local account id others notes=() APPROVAL_NOTE
-  account=$(api GET "$NETBIRD_API/api/accounts" "$(netbird_pat)" | jq -c '.[0]') || die "reading the owner's account from NetBird's API failed"
-  id=$(jq -r '.id' <<<"$account")
+  local id others notes=() ACCOUNT APPROVAL_NOTE
+  read_owner_account
+  id=$(jq -r '.id' <<<"$ACCOUNT")
   # rs/xid: 20 characters of base32hex; checked before it goes into SQL.
   [[ $id =~ ^[0-9a-v]{20}$ ]] || die "NetBird's GET /api/accounts gave an account id the bootstrap does not recognise"
-  if jq -e '.domain == ""' <<<"$account" >/dev/null; then
+  if jq -e '.domain == ""' <<<"$ACCOUNT" >/dev/null; then
     join_people_to_owner_account "$id"
-    account=$(api GET "$NETBIRD_API/api/accounts" "$(netbird_pat)" | jq -c '.[0]') || die "reading the owner's account from NetBird's API failed"
-    jq -e --arg domain "$NETBIRD_ACCOUNT_DOMAIN" '.domain == $domain and .domain_category == "private"' <<<"$account" >/dev/null ||
+    read_owner_account
+    jq -e --arg domain "$NETBIRD_ACCOUNT_DOMAIN" '.domain == $domain and .domain_category == "private"' <<<"$ACCOUNT" >/dev/null ||
       die "NetBird's account still shows no domain after the store was changed: SSO logins would make accounts of their own"
     notes+=("people who log in join the owner's account")
   fi
   others=$(netbird_store "SELECT count(*) FROM accounts WHERE id != '$id';")
   if ((others > 0)); then
     # account.go:242: NetBird turns single account mode off at start while it has more than one account.
-    notes+=("warning: $others other account(s) from earlier logins keep NetBird's single account mode off; see the README, 'NetBird accounts'")
+    notes+=("warning: $others other account(s) from earlier logins keep NetBird's single account mode off; see the README, 'One NetBird account'")
   fi
-  set_user_approval "$id" "$account"
+  set_user_approval "$id" "$ACCOUNT"
   notes+=("$APPROVAL_NOTE")
   STEP_NOTE=$(printf '%s, ' "${notes[@]}")
   STEP_NOTE=${STEP_NOTE%, }
+}
+
+read_owner_account() { # → ACCOUNT: what GET /api/accounts shows the owner (its only element)
+  ACCOUNT=$(api GET "$NETBIRD_API/api/accounts" "$(netbird_pat)" | jq -c '.[0]') || die "reading the owner's account from NetBird's API failed"
 }
 
 join_people_to_owner_account() { # $1: the owner's account id
