@@ -48,15 +48,23 @@ export const sshBootBudgetSeconds = 300;
  * would re-run every command, so it stays out and the provider falls back to SSH_AUTH_SOCK
  * itself (pulumi-command v1.2.1 connection.go: `tryGetDefaultAgentSocket` when
  * AgentSocketPath is nil).
+ *
+ * `hostKey` pins the server: without it the provider accepts any host key
+ * (`ssh.InsecureIgnoreHostKey`); with it, `ssh.FixedHostKey` and only that key's algorithm
+ * offered, and a mismatch is a failed dial, retried like a refused one (connection.go,
+ * SSHConfig and dialWithRetry) — so a dial that meets the image's key before cloud-init has
+ * written ours simply waits for it.
  */
 export function sshConnection(
   host: pulumi.Input<string>,
   privateKey: pulumi.Input<string> | undefined,
+  hostKey: pulumi.Input<string>,
 ): types.input.remote.ConnectionArgs {
   return {
     host,
     user: "root",
     ...(privateKey === undefined ? {} : { privateKey }),
+    hostKey,
     dialErrorLimit: dialAttemptsCovering(sshBootBudgetSeconds),
   };
 }

@@ -1,9 +1,18 @@
 /** The hetzner program's resource graph under mocks: what it creates, from which config, in which order. */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import YAML from "yaml";
+import { cloudInitFile } from "../../components/stack/paths";
 import { canaryEnv } from "../helpers/canaries";
 import { stagingRoot } from "../../components/bifrost/remoteLayout";
 import { dialWaitSeconds, sshBootBudgetSeconds } from "../../components/bifrost/ssh";
-import { byType, dataStackOutputs, hetznerConfig, isSecretNode, mockRandomPassword, one, runProgram, serverIpv6Address, withoutSecrets, type Run } from "../helpers/pulumiMocks";
+import { byType, dataStackOutputs, hetznerConfig, isSecretNode, mockEd25519Key, mockRandomPassword, one, runProgram, serverIpv6Address, withoutSecrets, type Registered, type Run } from "../helpers/pulumiMocks";
+
+/** The server's user data, unwrapped from its secret. */
+const userDataOf = (run: Run) => (one(run, "hcloud:index/server:Server").inputs.userData as { value: string }).value;
 
 const env = { ...canaryEnv("hetzner"), SSH_AUTH_SOCK: "/run/user/1000/ssh-agent.sock" };
 
@@ -15,9 +24,11 @@ describe("hetzner program", () => {
 
   it("runs without error and exports the addresses and URLs", () => {
     expect(run.error).toBeUndefined();
+    const hostPublicKey = mockEd25519Key("bifrost-ssh-host-key").publicKeyOpenssh.trim();
     expect(run.outputs).toEqual({
       ipv4: dataStackOutputs.ipv4Address,
       ipv6: serverIpv6Address,
+      knownHosts: `${dataStackOutputs.ipv4Address} ${hostPublicKey}\n${serverIpv6Address} ${hostPublicKey}\n`,
       urls: {
         authentik: "https://auth.edge.example.test",
         netbird: "https://netbird.edge.example.test",
@@ -68,15 +79,15 @@ describe("hetzner program", () => {
   });
 
   it("creates the server from config, with the cloud-init user data and the kept primary IPs", async () => {
-    const { readFileSync } = await import("node:fs");
-    const { cloudInitFile } = await import("../../components/stack/paths");
     const server = one(run, "hcloud:index/server:Server").inputs;
+    const template = YAML.parse(readFileSync(cloudInitFile, "utf8")) as Record<string, unknown>;
+    const { ssh_keys: _hostKey, ...rest } = YAML.parse(userDataOf(run)) as Record<string, unknown>;
+    expect(rest).toEqual(template);
     expect(server).toMatchObject({
       name: "bifrost",
       serverType: "cx23",
       image: "debian-13",
       location: "fsn1",
-      userData: readFileSync(cloudInitFile, "utf8"),
       publicNets: [{ ipv4Enabled: true, ipv4: dataStackOutputs.ipv4Id, ipv6Enabled: true, ipv6: dataStackOutputs.ipv6Id }],
     });
     expect(server.sshKeys).toEqual([one(run, "hcloud:index/sshKey:SshKey").id]);
@@ -119,10 +130,53 @@ describe("hetzner program", () => {
     for (const r of [...byType(run, "command:remote:Command"), one(run, "command:remote:CopyToRemote")]) {
       const connection = (r.inputs.connection as { value: Record<string, unknown> }).value;
       // port and perDialTimeout are the SDK's defaults (@pulumi/command types/input.ts, connectionArgsProvideDefaults).
-      expect(connection, r.name).toEqual({ host: dataStackOutputs.ipv4Address, user: "root", port: 22, perDialTimeout: 15, dialErrorLimit: expect.any(Number) });
+      expect(connection, r.name).toEqual({ host: dataStackOutputs.ipv4Address, user: "root", port: 22, perDialTimeout: 15, dialErrorLimit: expect.any(Number), hostKey: expect.any(String) });
       expect(dialWaitSeconds(connection.dialErrorLimit as number)).toBeGreaterThanOrEqual(sshBootBudgetSeconds);
       expect(dialWaitSeconds((connection.dialErrorLimit as number) - 1)).toBeLessThan(sshBootBudgetSeconds);
     }
+  });
+
+  describe("the host key: only the server the stack made gets the secrets", () => {
+    const hostKey = () => one(run, "tls:index/privateKey:PrivateKey");
+    const remoteResources = () => [...byType(run, "command:remote:Command"), ...byType(run, "command:remote:CopyToRemote")];
+    const connectionOf = (r: Registered) => (r.inputs.connection as { value: Record<string, unknown> }).value;
+
+    it("is an Ed25519 key the stack generates", () => {
+      expect(hostKey().inputs).toEqual({ algorithm: "ED25519" });
+    });
+
+    it("is pinned on every remote resource's connection, the one key the server's user data installs", () => {
+      const installed = (YAML.parse(userDataOf(run)) as { ssh_keys: Record<string, string> }).ssh_keys;
+      expect(Object.keys(installed).sort()).toEqual(["ed25519_private", "ed25519_public"]);
+      expect(remoteResources().length).toBeGreaterThanOrEqual(5);
+      for (const r of remoteResources()) {
+        expect(connectionOf(r).hostKey, r.name).toBe(mockEd25519Key(hostKey().name).publicKeyOpenssh);
+        expect(connectionOf(r).hostKey?.toString().trim(), r.name).toBe(installed.ed25519_public);
+      }
+      // The private half written to the server is the one the pinned public key belongs to.
+      const dir = mkdtempSync(join(tmpdir(), "host-key-"));
+      try {
+        writeFileSync(join(dir, "key"), installed.ed25519_private, { mode: 0o600 });
+        const derived = execFileSync("ssh-keygen", ["-y", "-f", join(dir, "key")], { encoding: "utf8" });
+        expect(derived.trim()).toBe(installed.ed25519_public);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it("reaches the server only inside secret user data: no clear copy in any input, output or print", () => {
+      const server = one(run, "hcloud:index/server:Server");
+      expect(isSecretNode(server.inputs.userData)).toBe(true);
+      const privateKey = mockEd25519Key(hostKey().name).privateKeyOpenssh;
+      const body = privateKey.split("\n")[1];
+      const clear = JSON.stringify(run.resources.map((r) => withoutSecrets(r.inputs))) + JSON.stringify(run.outputs) + run.printed;
+      expect(clear).not.toContain(body);
+    });
+
+    it("sshd offers only that key: the drop-in names it as the one HostKey", () => {
+      const dropIn = (YAML.parse(userDataOf(run)) as { write_files: { path: string; content: string }[] }).write_files.find((f) => f.path === "/etc/ssh/sshd_config.d/10-bifrost.conf");
+      expect(dropIn?.content.match(/^HostKey .*$/gm)).toEqual(["HostKey /etc/ssh/ssh_host_ed25519_key"]);
+    });
   });
 
   it("runs the bootstrap after the bundle, both env files and the volume attachment", () => {

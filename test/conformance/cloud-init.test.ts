@@ -7,6 +7,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
+import { userDataWithHostKey } from "../../components/bifrost/userData";
+import { mockEd25519Key } from "../helpers/pulumiMocks";
 import { cloudInit, repoRoot, trixieAptCache, unpackedPackages } from "./tools";
 
 const userData = path.join(repoRoot, "cloud/cloud-init/user-data.yaml");
@@ -30,6 +32,18 @@ describe("cloud-init from Debian trixie (cloud-init schema)", () => {
     expect(r.stdout).toContain(`Valid schema ${userData}`);
     expect(r.stdout).not.toMatch(/deprecat/i);
     expect(r.status).toBe(0);
+  });
+
+  it("accepts the user data the stack renders, with its host key added", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cloud-init-"));
+    temps.push(dir);
+    const file = path.join(dir, "user-data.yaml");
+    fs.writeFileSync(file, userDataWithHostKey(fs.readFileSync(userData, "utf8"), mockEd25519Key("bifrost-ssh-host-key")));
+    const r = schemaCheck(file);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toContain(`Valid schema ${file}`);
+    expect(r.status).toBe(0);
+    expect(fs.readFileSync(file, "utf8")).toMatch(/^ssh_keys:\n {2}ed25519_private: \|\n {4}-----BEGIN OPENSSH PRIVATE KEY-----\n/m);
   });
 
   // Broken copies: the validator must say no, naming what is wrong.

@@ -175,7 +175,7 @@ describe("catalog helpers", () => {
     expect(forStateBackendOnly({ ...entry("PULUMI_CONFIG_PASSPHRASE"), where: ["state backend", "program"] })).toBe(false);
     expect(forStateBackendOnly({ ...entry("PULUMI_CONFIG_PASSPHRASE"), where: ["program"] })).toBe(false);
     expect(keys(catalog.filter(usedElsewhere))).toEqual(["PROXMOX_PASSWORD"]);
-    expect(keys(generatedEntriesFor("hetzner"))).toEqual(["NB_AUTHENTIK_CLIENT_SECRET", "NB_SESSION_COOKIE_KEY"]);
+    expect(keys(generatedEntriesFor("hetzner"))).toEqual(["NB_AUTHENTIK_CLIENT_SECRET", "NB_SESSION_COOKIE_KEY", "BIFROST_SSH_HOST_KEY"]);
     expect(generatedEntriesFor("cluster")).toEqual([]);
     expect(keys(entriesFor("hetzner-data"))).toEqual(["HCLOUD_TOKEN", "PULUMI_CONFIG_PASSPHRASE"]);
     expect(keys(sopsEntriesFor("hetzner"))).not.toContain("NB_AUTHENTIK_CLIENT_SECRET");

@@ -51,7 +51,7 @@ const base64Rules = [
 
 describe("every format rule is pinned here", () => {
   it("lists each catalog entry with a format exactly once", () => {
-    const pinned = [...charsetRules.map((r) => r.key), ...base64Rules.map((r) => r.key), "NB_BIFROST_SETUP_KEY", "OPENBAO_TOKEN", "PULUMI_CONFIG_PASSPHRASE"];
+    const pinned = [...charsetRules.map((r) => r.key), ...base64Rules.map((r) => r.key), "NB_BIFROST_SETUP_KEY", "OPENBAO_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "BIFROST_SSH_HOST_KEY"];
     expect([...pinned].sort()).toEqual(catalog.filter((e) => e.format).map((e) => e.key).sort());
   });
 });
@@ -180,6 +180,23 @@ describe("NB_BIFROST_SETUP_KEY: a NetBird setup key (UUID)", () => {
     invalid(key, ` ${uuid}`);
     invalid(key, `${uuid}\n`);
     invalid(key, `{${uuid}}`);
+  });
+});
+
+describe("BIFROST_SSH_HOST_KEY: an OpenSSH private key, as @pulumi/tls writes it", () => {
+  const pem = (body: string) => `-----BEGIN OPENSSH PRIVATE KEY-----\n${body}\n-----END OPENSSH PRIVATE KEY-----\n`;
+
+  it("takes the PEM armour around base64 lines, with or without the final newline", () => {
+    valid("BIFROST_SSH_HOST_KEY", pem("b3BlbnNzaC1rZXktdjEAAAAA\nQUJD+/=="));
+    valid("BIFROST_SSH_HOST_KEY", pem("QUJD").trimEnd());
+  });
+
+  it("refuses other armour, an empty body, characters outside base64 and text around it", () => {
+    invalid("BIFROST_SSH_HOST_KEY", pem("QUJD").replace(/OPENSSH/g, "RSA"));
+    invalid("BIFROST_SSH_HOST_KEY", "-----BEGIN OPENSSH PRIVATE KEY-----\n-----END OPENSSH PRIVATE KEY-----\n");
+    invalid("BIFROST_SSH_HOST_KEY", pem("QU JD"));
+    invalid("BIFROST_SSH_HOST_KEY", `x${pem("QUJD")}`);
+    invalid("BIFROST_SSH_HOST_KEY", `${pem("QUJD")}x`);
   });
 });
 

@@ -7,10 +7,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { forStateBackendOnly, generatedEntriesFor, sopsEntriesFor } from "../../components/secrets/catalog";
+import { entriesIn, forStateBackendOnly, generatedEntriesFor, sopsEntriesFor } from "../../components/secrets/catalog";
 import { projectRoot } from "../../components/stack/paths";
 import { canaryEnv, canaryMarkers, leakedKeys } from "../helpers/canaries";
-import { hetznerConfig, hetznerDataConfig, isSecretNode, mockRandomPassword, one, runProgram, withoutSecrets, type Run } from "../helpers/pulumiMocks";
+import { hetznerConfig, hetznerDataConfig, isSecretNode, mockEd25519Key, mockRandomPassword, one, runProgram, withoutSecrets, type Run } from "../helpers/pulumiMocks";
 
 const canaries = canaryEnv("hetzner", "leak");
 const markers = canaryMarkers("hetzner", "leak");
@@ -27,15 +27,22 @@ function filesUnder(dir: string): string[] {
 }
 
 /**
- * The generated secrets' values, as the mocked provider makes them (test/helpers/pulumiMocks.ts):
- * alphanumeric, so the whole value is its own marker, unchanged by any quoting.
+ * The generated secrets' values, as the mocked providers make them (test/helpers/pulumiMocks.ts):
+ * a password is alphanumeric, so the whole value is its own marker, unchanged by any quoting; a
+ * private key's marker is the longest alphanumeric run in its PEM lines after the first, which
+ * hold key material (the first is the openssh-key-v1 header every key shares).
  */
 const generatedMarkers = Object.fromEntries(
-  generatedEntriesFor("hetzner").map((e) => [
-    e.key,
-    mockRandomPassword(e.key.toLowerCase().replace(/_/g, "-"), 0, { length: e.generator?.kind === "password" ? e.generator.length : 0, upper: true, lower: true, numeric: true, special: false }),
-  ]),
+  generatedEntriesFor("hetzner").map((e) => {
+    const name = e.key.toLowerCase().replace(/_/g, "-");
+    if (e.generator?.kind === "ssh key") {
+      const keyLines = mockEd25519Key(name).privateKeyOpenssh.split("\n").slice(2, -2).join(" ");
+      return [e.key, keyLines.match(/[A-Za-z0-9]{12,}/g)!.sort((a, b) => b.length - a.length)[0].slice(0, 64)];
+    }
+    return [e.key, mockRandomPassword(name, 0, { length: e.generator?.kind === "password" ? e.generator.length : 0, upper: true, lower: true, numeric: true, special: false })];
+  }),
 );
+const generatedInSecretsEnv = entriesIn(".secrets.env").filter((e) => e.source === "generated").map((e) => e.key);
 
 const leaked = (text: string) => [...leakedKeys(text, markers), ...leakedKeys(text, generatedMarkers)];
 
@@ -60,8 +67,8 @@ describe("leak scan", () => {
 
   it("has a distinct canary for every secret the stack reads", () => {
     expect(Object.keys(canaries).sort()).toEqual(sopsEntriesFor("hetzner").map((e) => e.key).sort());
-    expect(Object.keys(generatedMarkers)).toEqual(["NB_AUTHENTIK_CLIENT_SECRET", "NB_SESSION_COOKIE_KEY"]);
-    for (const value of Object.values(generatedMarkers)) expect(value).toMatch(/^[A-Za-z0-9]{32,64}$/);
+    expect(Object.keys(generatedMarkers)).toEqual(["NB_AUTHENTIK_CLIENT_SECRET", "NB_SESSION_COOKIE_KEY", "BIFROST_SSH_HOST_KEY"]);
+    for (const value of Object.values(generatedMarkers)) expect(value).toMatch(/^[A-Za-z0-9]{12,64}$/);
     expect(new Set(Object.values(markers)).size).toBe(Object.keys(markers).length);
     for (const [key, value] of Object.entries(canaries)) expect(value, key).toContain(markers[key]);
   });
@@ -87,8 +94,12 @@ describe("leak scan", () => {
     expect(isSecretNode(one(run, "command:remote:Command", "bifrost-env").inputs.stdin)).toBe(true);
     const secretsEnv = one(run, "command:remote:Command", "bifrost-secrets-env").inputs.stdin;
     expect(isSecretNode(secretsEnv)).toBe(true);
-    // The generated secret travels inside that one wrapped input, not beside it.
-    for (const [key, value] of Object.entries(generatedMarkers)) expect((secretsEnv as { value: string }).value, key).toContain(`${key}="${value}"`);
+    // The generated secrets bound for the VPS travel inside that one wrapped input, not beside it.
+    expect(generatedInSecretsEnv).toEqual(["NB_AUTHENTIK_CLIENT_SECRET", "NB_SESSION_COOKIE_KEY"]);
+    for (const key of generatedInSecretsEnv) expect((secretsEnv as { value: string }).value, key).toContain(`${key}="${generatedMarkers[key]}"`);
+    // The host key travels only in the server's user data, wrapped.
+    expect(isSecretNode(one(run, "hcloud:index/server:Server").inputs.userData)).toBe(true);
+    expect((secretsEnv as { value: string }).value).not.toContain(generatedMarkers.BIFROST_SSH_HOST_KEY);
     const connection = one(run, "command:remote:Command", "bifrost-run").inputs.connection;
     expect(JSON.stringify(withoutSecrets(connection))).not.toContain("CANARYprivatekey");
   });
