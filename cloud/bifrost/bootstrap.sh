@@ -29,6 +29,8 @@ readonly TOKEN_ATTEMPTS="${BIFROST_TOKEN_ATTEMPTS:-60}"
 readonly TOKEN_RETRY_DELAY="${BIFROST_TOKEN_RETRY_DELAY:-1}"
 readonly API_RETRY_DELAY="${BIFROST_API_RETRY_DELAY:-2}"
 readonly LOG_TAIL_LINES=50
+# Failure output kept under $DATA/bootstrap-logs (lib/state.sh keep_output): the newest files.
+readonly KEPT_LOGS=20
 # The HTTP APIs, published on the host's loopback only (docker-compose.yml `ports`): the
 # bootstrap reaches them without Traefik, and NetBird's unauthenticated /api/setup is never
 # reachable from outside (Traefik refuses it: traefik/dynamic/bifrost.yml netbird-setup-blocked).

@@ -23,6 +23,7 @@ export interface VpsSettings {
   /** The Compose network's IPv4 range and Traefik's fixed address in it. */
   readonly networkSubnet: string;
   readonly traefikAddress: string;
+  readonly databaseSubnet: string;
   /** Stable device path of the persistent data volume, when one is attached. */
   readonly volumeDevice?: string;
 }
@@ -80,6 +81,7 @@ export function renderEnv(settings: VpsSettings, secrets: SecretValues): string 
     ["BIFROST_DATA", settings.dataRoot],
     ["BIFROST_NETWORK_SUBNET", settings.networkSubnet],
     ["BIFROST_TRAEFIK_ADDRESS", settings.traefikAddress],
+    ["BIFROST_DATABASE_SUBNET", settings.databaseSubnet],
     ["BIFROST_VOLUME_DEVICE", settings.volumeDevice],
     ["BIFROST_REQUIRED_SECRETS", requiredOnVps().join(" ")],
     ...secretVariables(".env", secrets),

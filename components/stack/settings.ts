@@ -53,6 +53,12 @@ export interface HetznerSettings {
    * so Traefik has a fixed address that netbird-proxy trusts for PROXY protocol headers.
    */
   readonly networkSubnet: string;
+  /**
+   * The internal network of Postgres and its clients. Pinned too: Docker would otherwise draw it
+   * from its default pools, which may hold networkSubnet, and refuse the second network with
+   * "Pool overlaps" (seen on the real engine, test/engine/).
+   */
+  readonly databaseSubnet: string;
   /** Fully qualified name of the hetzner-data stack (`org/project/stack`). */
   readonly dataStack: string;
 }
@@ -223,8 +229,16 @@ export function checkHetznerSettings(get: ConfigGetter): Checked<HetznerSettings
       { test: (v) => traefikAddress(v) !== undefined, expected: "an IPv4 network from /16 to /28 written as its first address, such as 172.30.0.0/24, that no other network of the server uses" },
       "172.30.0.0/24",
     ),
+    databaseSubnet: r.string(
+      "databaseSubnet",
+      { test: (v) => ipv4Network(v) !== undefined, expected: "an IPv4 network from /16 to /28 written as its first address, such as 172.30.1.0/24, that no other network of the server uses" },
+      "172.30.1.0/24",
+    ),
     dataStack: r.string("dataStack", { test: (v) => /^[\w.-]+\/[\w.-]+\/[\w.-]+$/.test(v), expected: "a fully qualified stack name, org/project/stack" }),
   };
+  if (settings.networkSubnet !== undefined && settings.databaseSubnet !== undefined && networksOverlap(settings.networkSubnet, settings.databaseSubnet)) {
+    r.problems.push({ key: "core:databaseSubnet", problem: "overlaps core:networkSubnet: the two Compose networks need separate ranges" });
+  }
   return r.problems.length > 0 ? { problems: r.problems } : { settings: settings as HetznerSettings, problems: [] };
 }
 
@@ -293,9 +307,33 @@ export function vpsSettingsOf(s: HetznerSettings, volumeId: number | string): Vp
     dataRoot: s.dataRoot,
     networkSubnet: s.networkSubnet,
     traefikAddress: traefikAddress(s.networkSubnet) as string,
+    databaseSubnet: s.databaseSubnet,
     // Hetzner's stable name for a volume's block device, whatever order the kernel finds it in.
     volumeDevice: `/dev/disk/by-id/scsi-0HC_Volume_${volumeId}`,
   };
+}
+
+/**
+ * An IPv4 network written as its first address with a prefix from 16 to 28 (no host bits set),
+ * as its first address and size; undefined for anything else.
+ */
+function ipv4Network(subnet: string): { first: number; size: number } | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(subnet);
+  if (!m) return undefined;
+  const octets = m.slice(1, 5).map(Number);
+  const prefix = Number(m[5]);
+  if (octets.some((o) => o > 255) || prefix < 16 || prefix > 28) return undefined;
+  const first = octets.reduce((a, o) => a * 256 + o, 0);
+  const size = 2 ** (32 - prefix);
+  return first % size === 0 ? { first, size } : undefined;
+}
+
+/** Whether two networks share an address; false when either is not a network (reported on its own). */
+export function networksOverlap(a: string, b: string): boolean {
+  const x = ipv4Network(a);
+  const y = ipv4Network(b);
+  if (!x || !y) return false;
+  return x.first < y.first + y.size && y.first < x.first + x.size;
 }
 
 /**
@@ -304,13 +342,8 @@ export function vpsSettingsOf(s: HetznerSettings, volumeId: number | string): Vp
  * (prefix 16 to 28, no host bits set).
  */
 export function traefikAddress(subnet: string): string | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(subnet);
-  if (!m) return undefined;
-  const octets = m.slice(1, 5).map(Number);
-  const prefix = Number(m[5]);
-  if (octets.some((o) => o > 255) || prefix < 16 || prefix > 28) return undefined;
-  const network = octets.reduce((a, o) => a * 256 + o, 0);
-  if (network % 2 ** (32 - prefix) !== 0) return undefined;
-  const address = network + 10;
+  const network = ipv4Network(subnet);
+  if (!network) return undefined;
+  const address = network.first + 10;
   return [24, 16, 8, 0].map((shift) => Math.floor(address / 2 ** shift) % 256).join(".");
 }

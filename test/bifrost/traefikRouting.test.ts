@@ -144,3 +144,58 @@ describe("Traefik and netbird-proxy's client addresses", () => {
     expect(tcp.serversTransports[transport!].proxyProtocol).toEqual({ version: 2 });
   });
 });
+
+describe("Traefik and Authentik's code-executing APIs (Authentik hardening guide, 'Expressions')", () => {
+  it.each([
+    "/api/v3/policies/expression/",
+    "/api/v3/policies/expression/5f1c3c9e-0d7e-4a55-9a8f-1b2c3d4e5f60/",
+    "/api/v3/propertymappings/all/",
+    "/api/v3/propertymappings/provider/scope/",
+    "/api/v3/propertymappings/source/oauth/",
+    "/api/v3/managed/blueprints/",
+    "/api/v3/managed/blueprints/available/",
+  ])("refuses %s from any internet address", (requestPath) => {
+    const [name, router] = route(`auth.${domain}`, requestPath);
+    expect(name).toBe("authentik-code-apis-blocked");
+    for (const client of ["203.0.113.50", "198.51.100.7", "10.0.0.5"]) expect(admits(router, client)).toBe(false);
+  });
+
+  it.each(["/", "/if/admin/", "/api/v3/core/users/", "/api/v3/policies/bindings/", "/api/v3/policies/event_matcher/", "/application/o/authorize/", "/api/v3/flows/executor/default-authentication-flow/"])(
+    "still routes %s to Authentik for any internet address",
+    (requestPath) => {
+      const [name, router] = route(`auth.${domain}`, requestPath);
+      expect(name).toBe("authentik");
+      expect(admits(router, "203.0.113.50")).toBe(true);
+    },
+  );
+
+  it("the bootstrap reaches Authentik's API on the loopback port, not through Traefik", () => {
+    const runner = fs.readFileSync(path.join(bundleDir, "bootstrap.sh"), "utf8");
+    expect(runner).toMatch(/AUTHENTIK_API="\$\{BIFROST_AUTHENTIK_API:-http:\/\/127\.0\.0\.1:9000\}"/);
+    const compose = parseYaml(fs.readFileSync(path.join(bundleDir, "docker-compose.yml"), "utf8"));
+    expect(compose.services["authentik-server"].ports).toEqual(["127.0.0.1:9000:9000"]);
+  });
+});
+
+describe("Traefik's TLS and browser headers", () => {
+  it("answers TLS only for the names it serves (sniStrict), from TLS 1.2 up", () => {
+    const tls = (dynamicConfig() as unknown as { tls: { options: { default: Record<string, unknown> } } }).tls;
+    expect(tls.options.default).toEqual({ sniStrict: true, minVersion: "VersionTLS12" });
+  });
+
+  it("sends HSTS and nosniff on every router a browser uses; NetBird's gRPC and relay streams go untouched", () => {
+    const config = dynamicConfig() as unknown as { http: { routers: Record<string, Router>; middlewares: Record<string, { headers?: Record<string, unknown> }> } };
+    expect(config.http.middlewares["security-headers"].headers).toEqual({ stsSeconds: 31536000, stsIncludeSubdomains: true, contentTypeNosniff: true });
+    const streams = ["netbird-grpc", "netbird-relay"];
+    const refused = Object.entries(config.http.routers).filter(([, r]) => r.middlewares?.includes("refuse-external")).map(([n]) => n);
+    expect(refused.sort()).toEqual(["authentik-code-apis-blocked", "netbird-setup-blocked"]);
+    for (const [name, router] of Object.entries(config.http.routers)) {
+      if (streams.includes(name) || refused.includes(name)) continue;
+      expect(router.middlewares?.[0], name).toBe("security-headers");
+    }
+    // The public services' routers come from a template range this parser drops: read them as text.
+    const template = fs.readFileSync(path.join(bundleDir, "traefik/dynamic/bifrost.yml"), "utf8");
+    const publicBlock = template.slice(template.indexOf("public-{{ $name }}:"), template.indexOf("  middlewares:\n"));
+    expect(publicBlock.match(/middlewares: \[.*\]/g)).toEqual(["middlewares: [security-headers, authentik-forward-auth]", "middlewares: [security-headers]"]);
+  });
+});

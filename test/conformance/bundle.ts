@@ -18,6 +18,7 @@ export const settings: VpsSettings = {
   // The benchmarking range (RFC 2544), never a private or public network.
   networkSubnet: "198.18.0.0/24",
   traefikAddress: "198.18.0.10",
+  databaseSubnet: "198.18.1.0/24",
   volumeDevice: "/dev/disk/by-id/scsi-0HC_Volume_4242",
 };
 

@@ -9,7 +9,7 @@ import Ajv, { type ValidateFunction } from "ajv";
 import draft07 from "ajv/dist/refs/json-schema-draft-07.json";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
-import { catalog, entriesOnVps } from "../../components/secrets/catalog";
+import { catalog, composeServices, entriesOnVps } from "../../components/secrets/catalog";
 import type { SecretValues } from "../../components/secrets/render";
 import { canary, canaryValues } from "../helpers/canaries";
 import { copyBundle, hostileValues, removeBundle, type Bundle } from "./bundle";
@@ -140,6 +140,61 @@ describe("Compose v2 from Debian trixie (docker compose config)", () => {
     const proxy = environmentOf(model.services["netbird-proxy"] as unknown as Service);
     expect(proxy.NB_PROXY_PROXY_PROTOCOL).toBe("true");
     expect(proxy.NB_PROXY_TRUSTED_PROXIES).toBe("198.18.0.10");
+  });
+
+  describe("hardening, as the real Compose resolves it", () => {
+    interface Hardened {
+      security_opt?: string[];
+      cap_drop?: string[];
+      cap_add?: string[];
+      mem_limit?: string | number;
+      pids_limit?: number;
+      logging?: { driver?: string; options?: Record<string, string> };
+      networks?: Record<string, unknown>;
+      command?: string[];
+    }
+    const resolved = () => {
+      const r = composeConfig(bundleWith(canaryValues("hetzner", "hard")));
+      expect(r.stderr).toBe("");
+      return r.model as unknown as { services: Record<string, Hardened>; networks: Record<string, { internal?: boolean }> };
+    };
+    /** Images that run as a non-root user (authentik Dockerfile `USER 1000`; netbird proxy/Dockerfile, uid 1000). */
+    const runAsUser = ["authentik-server", "authentik-worker", "netbird-proxy"];
+
+    it("every service: no new privileges, a memory and a process limit, json-file logs that rotate", () => {
+      const model = resolved();
+      expect(Object.keys(model.services).sort()).toEqual([...composeServices].sort());
+      for (const [name, service] of Object.entries(model.services)) {
+        expect(service.security_opt, name).toEqual(["no-new-privileges:true"]);
+        // Compose prints mem_limit in bytes.
+        expect(Number(service.mem_limit), name).toBeGreaterThanOrEqual(128 * 2 ** 20);
+        expect(Number(service.mem_limit), name).toBeLessThanOrEqual(2 ** 30);
+        expect(service.pids_limit, name).toBeGreaterThanOrEqual(256);
+        expect(service.logging, name).toEqual({ driver: "json-file", options: { "max-size": "100m", "max-file": "3" } });
+      }
+    });
+
+    it("drops every capability from the images that run as a non-root user, and adds none back", () => {
+      const model = resolved();
+      for (const name of runAsUser) {
+        expect(model.services[name].cap_drop, name).toEqual(["ALL"]);
+        expect(model.services[name].cap_add, name).toBeUndefined();
+      }
+    });
+
+    it("puts Postgres on an internal network that only Authentik's server and worker share", () => {
+      const model = resolved();
+      expect(model.networks["bifrost-db"].internal).toBe(true);
+      expect(Object.keys(model.services["authentik-postgres"].networks ?? {})).toEqual(["bifrost-db"]);
+      const onDb = Object.entries(model.services).filter(([, s]) => Object.keys(s.networks ?? {}).includes("bifrost-db")).map(([n]) => n);
+      expect(onDb.sort()).toEqual(["authentik-postgres", "authentik-server", "authentik-worker"]);
+    });
+
+    it("writes Traefik's access log without request paths, which carry OAuth2 codes in their query", () => {
+      const command = resolved().services.traefik.command ?? [];
+      expect(command).toEqual(expect.arrayContaining(["--accesslog=true", "--accesslog.format=json", "--accesslog.fields.names.RequestPath=drop"]));
+      expect(command.some((c) => c.startsWith("--accesslog.fields.headers"))).toBe(false);
+    });
   });
 
   it("lets no secret reach a service that is not among its catalog consumers", () => {

@@ -83,6 +83,7 @@ export abstract class BifrostHost {
       // The benchmarking range (RFC 2544), never a private or public network.
       networkSubnet: "198.18.0.0/24",
       traefikAddress: "198.18.0.10",
+      databaseSubnet: "198.18.1.0/24",
       volumeDevice: options.volumeDevice,
     };
     this.writeEnvFiles();

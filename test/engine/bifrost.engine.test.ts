@@ -50,6 +50,42 @@ async function ssoLogin(user: string): Promise<string> {
   return (await promisify(execFile)(program!, args)).stdout;
 }
 
+/** Reads a container's process status line, as the kernel sees it. */
+const processStatus = async (container: string, field: string) => (await engine.docker(["exec", container, "grep", `^${field}:`, "/proc/1/status"])).split(/\s+/)[1];
+/** Whether `from` can open a TCP connection to `host:port` (bash's /dev/tcp, in every stand-in image). */
+const reaches = (from: string, host: string, port: number) =>
+  engine.docker(["exec", from, "bash", "-c", `timeout 3 bash -c ':> /dev/tcp/${host}/${port}'`]).then(
+    () => true,
+    () => false,
+  );
+
+/** docker-compose.yml's hardening, as the real daemon applied it to the running containers. */
+async function expectHardened(): Promise<void> {
+  for (const service of composeServices) {
+    // NoNewPrivs is 1 in the process itself (the kernel's view of no-new-privileges).
+    expect(await processStatus(service, "NoNewPrivs"), service).toBe("1");
+  }
+  for (const service of ["authentik-server", "authentik-worker", "netbird-proxy"]) {
+    expect(await processStatus(service, "CapEff"), service).toBe("0000000000000000");
+    expect(await processStatus(service, "CapBnd"), service).toBe("0000000000000000");
+  }
+  const inspected = JSON.parse(await engine.docker(["inspect", ...composeServices])) as { Name: string; HostConfig: { Memory: number; PidsLimit: number; LogConfig: { Type: string; Config: Record<string, string> } } }[];
+  for (const c of inspected) {
+    expect(c.HostConfig.Memory, c.Name).toBeGreaterThan(0);
+    expect(c.HostConfig.PidsLimit, c.Name).toBeGreaterThan(0);
+    expect(c.HostConfig.LogConfig, c.Name).toEqual({ Type: "json-file", Config: { "max-file": "3", "max-size": "100m" } });
+  }
+  expect((await engine.docker(["network", "inspect", "--format", "{{.Internal}}", "bifrost-db"])).trim()).toBe("true");
+  expect(await reaches("authentik-server", "authentik-postgres", 5432)).toBe(true);
+  expect(await reaches("authentik-worker", "authentik-postgres", 5432)).toBe(true);
+  // The others reach their own peers (so a refusal below is the network's, not a missing tool's)…
+  expect(await reaches("traefik", "netbird-server", 80)).toBe(true);
+  expect(await reaches("netbird-proxy", "netbird-server", 80)).toBe(true);
+  expect(await reaches("netbird-server", "authentik-server", 9000)).toBe(true);
+  // …but not the database.
+  for (const other of ["traefik", "netbird-server", "netbird-proxy"]) expect(await reaches(other, "authentik-postgres", 5432), other).toBe(false);
+}
+
 describe("bootstrap.sh on a real Docker Engine", () => {
   it("converges on first boot with all 8 services healthy; a second run recreates nothing and writes through no API", async () => {
     const b = new EngineBifrost(engine);
@@ -64,6 +100,7 @@ describe("bootstrap.sh on a real Docker Engine", () => {
       const accounts = new NetbirdAccounts(path.join(b.data, "netbird"));
       expect(accounts.accounts().map((a) => a.domain)).toEqual(["netbird.selfhosted"]);
       expect(accounts.users(accounts.accounts()[0]!.id).map((u) => [u.role, u.pending_approval])).toEqual([["owner", 0], ["user", 1], ["user", 1]]);
+      await expectHardened();
       const since = now();
       ok(await b.run(), "second run");
       const second = await expectAllHealthy(b);

@@ -76,6 +76,7 @@ export class EngineBifrost extends BifrostHost {
     if (ids.length) await this.engine.docker(["stop", ...ids]);
     if (ids.length) await this.engine.docker(["rm", "--force", ...ids]);
     await this.engine.docker(["network", "rm", "bifrost"]).catch(() => undefined);
+    await this.engine.docker(["network", "rm", "bifrost-db"]).catch(() => undefined);
   }
 
   /**

@@ -38,6 +38,7 @@ const settings: VpsSettings = {
   // The benchmarking range (RFC 2544), never a private or public network.
   networkSubnet: "198.18.0.0/24",
   traefikAddress: "198.18.0.10",
+  databaseSubnet: "198.18.1.0/24",
   volumeDevice: "/dev/disk/by-id/scsi-0HC_Volume_4242",
 };
 
@@ -130,6 +131,7 @@ describe("the rendered files' frame", () => {
       BIFROST_DATA: settings.dataRoot,
       BIFROST_NETWORK_SUBNET: settings.networkSubnet,
       BIFROST_TRAEFIK_ADDRESS: settings.traefikAddress,
+      BIFROST_DATABASE_SUBNET: settings.databaseSubnet,
       BIFROST_VOLUME_DEVICE: settings.volumeDevice,
     });
     expect(parseComposeEnvFile(renderEnv({ ...settings, authentikGithubClientId: "Ov23likkkk" }, {})).AUTHENTIK_GITHUB_CLIENT_ID).toBe("Ov23likkkk");

@@ -34,6 +34,7 @@ describe("hetzner settings", () => {
       extraFirewallRules: [],
       dataRoot: "/var/lib/bifrost",
       networkSubnet: "172.30.0.0/24",
+      databaseSubnet: "172.30.1.0/24",
       dataStack: "organization/core/hetzner-data",
     });
   });
@@ -222,6 +223,31 @@ describe("hetzner settings", () => {
   });
 });
 
+describe("core:databaseSubnet", () => {
+  it("is refused with what is expected when it is not a network", () => {
+    for (const bad of ["172.30.1.1/24", "172.30.1.0/29", "x"]) {
+      expect(problemsH({ databaseSubnet: bad }), bad).toEqual(
+        one("databaseSubnet", "expected an IPv4 network from /16 to /28 written as its first address, such as 172.30.1.0/24, that no other network of the server uses"),
+      );
+    }
+  });
+
+  it("must not share an address with core:networkSubnet; neighbours are fine", () => {
+    const overlap = one("databaseSubnet", "overlaps core:networkSubnet: the two Compose networks need separate ranges");
+    expect(problemsH({ networkSubnet: "172.30.0.0/16" })).toEqual(overlap);
+    expect(problemsH({ networkSubnet: "172.30.1.0/24" })).toEqual(overlap);
+    expect(problemsH({ networkSubnet: "172.30.1.240/28" })).toEqual(overlap);
+    expect(problemsH({ networkSubnet: "172.30.0.0/24", databaseSubnet: "172.30.0.128/25" })).toEqual(overlap);
+    expect(problemsH({ networkSubnet: "172.30.0.0/24", databaseSubnet: "172.30.1.0/24" })).toEqual([]);
+    expect(problemsH({ networkSubnet: "172.30.2.0/24" })).toEqual([]);
+    expect(problemsH({ networkSubnet: "172.30.0.240/28", databaseSubnet: "172.30.1.0/28" })).toEqual([]);
+  });
+
+  it("an invalid networkSubnet is reported once, by its own rule", () => {
+    expect(problemsH({ networkSubnet: "172.30.1.5/24" }).map((p) => p.key)).toEqual(["core:networkSubnet"]);
+  });
+});
+
 describe("traefikAddress", () => {
   it.each([
     ["172.30.0.0/24", "172.30.0.10"],
@@ -251,6 +277,7 @@ describe("vpsSettingsOf", () => {
       dataRoot: "/var/lib/bifrost",
       networkSubnet: "198.18.0.0/24",
       traefikAddress: "198.18.0.10",
+      databaseSubnet: "172.30.1.0/24",
       volumeDevice: "/dev/disk/by-id/scsi-0HC_Volume_4242",
     });
   });

@@ -16,15 +16,15 @@ compose() {
 
 
 report_unhealthy() { # services of the failed step
-  local service status failing=()
+  local service status kept failing=()
   for service in "$@"; do
     status=$(docker inspect --format '{{.State.Health.Status}}' "$service" 2>/dev/null) || status=missing
     [[ $status == healthy ]] || failing+=("$service")
   done
   ((${#failing[@]} > 0)) || failing=("$@")
   for service in "${failing[@]}"; do
-    printf '[bootstrap] last %d log lines of %s:\n' "$LOG_TAIL_LINES" "$service" >&2
-    compose logs --no-color --tail "$LOG_TAIL_LINES" "$service" >&2 || true
+    kept=$({ compose logs --no-color --tail "$LOG_TAIL_LINES" "$service" 2>&1 || true; } | keep_output "$service")
+    printf '[bootstrap] last %d log lines of %s: %s\n' "$LOG_TAIL_LINES" "$service" "$kept" >&2
   done
   die "${failing[*]} did not become healthy within ${WAIT_TIMEOUT}s"
 }

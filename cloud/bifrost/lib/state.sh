@@ -3,19 +3,53 @@
 # bootstrap-state.json (mode 0600) and the one-time answers of minting calls.
 
 # HMAC-SHA-256 under a random per-host key kept beside the data, so a fingerprint neither
-# reveals the value nor can be checked against guesses without that key. The secret goes to
-# openssl on stdin; only the (non-catalog) fingerprint key is on its command line.
+# reveals the value nor can be checked against guesses without that key. Neither the value nor
+# the key is ever an argument of a process (`ps` shows arguments to every user): see hmac_sha256.
 fingerprint_of() { # $1: name → FINGERPRINT
   local -
   set +x
-  local key_file="$DATA/.fingerprint-key" digest
+  local key_file="$DATA/.fingerprint-key"
   if [[ -z $FINGERPRINT_KEY ]]; then
     mkdir -p "$DATA"
     [[ -s $key_file ]] || write_atomically "$key_file" 0600 "$(openssl rand -hex 32)"
     FINGERPRINT_KEY=$(<"$key_file")
   fi
-  digest=$(printf '%s' "${CONF[$1]}" | openssl dgst -sha256 -hmac "$FINGERPRINT_KEY" -r)
-  FINGERPRINT=${digest%% *}
+  FINGERPRINT=$(printf '%s' "${CONF[$1]}" | hmac_sha256 "$FINGERPRINT_KEY")
+}
+
+# HMAC-SHA-256 of stdin (RFC 2104) from two plain SHA-256 digests: H((K^opad) || H((K^ipad) || m)).
+# The padded key blocks are written by bash's printf builtin into openssl's stdin, never passed
+# as `openssl dgst -hmac KEY`. The key is used as its bytes (our key: the 64 hex characters of
+# the key file, exactly one SHA-256 block), as `-hmac` did, so recorded fingerprints still match.
+hmac_sha256() { # $1: key, at most 64 bytes → hex digest on stdout
+  local -
+  set +x
+  local key=$1 inner='' outer='' i byte digest
+  ((${#key} <= 64)) || die "an HMAC key longer than one SHA-256 block would need hashing first"
+  for ((i = 0; i < 64; i++)); do
+    byte=0
+    ((i < ${#key})) && printf -v byte '%d' "'${key:i:1}"
+    printf -v inner '%s\\x%02x' "$inner" $((byte ^ 0x36))
+    printf -v outer '%s\\x%02x' "$outer" $((byte ^ 0x5c))
+  done
+  digest=$({
+    printf '%b' "$outer"
+    { printf '%b' "$inner" && cat; } | openssl dgst -sha256 -binary
+  } | openssl dgst -sha256 -r)
+  printf '%s\n' "${digest%% *}"
+}
+
+# What a failing service or command printed can hold what must not travel on (a token in a
+# traceback, a user's e-mail), and the bootstrap's own output ends up in Pulumi state
+# (pulumi-command records a command's stdout and stderr as its outputs). So it goes into a 0600
+# file on the data root and only its path is printed; the newest KEPT_LOGS files stay.
+keep_output() { # $1: a name for the file; stdin: the output → the file's path on stdout
+  local dir="$DATA/bootstrap-logs" file
+  (umask 077 && mkdir -p "$dir")
+  file=$(mktemp "$dir/$(date -u +%Y%m%dT%H%M%SZ)-$1.XXXXXX")
+  cat >"$file"
+  find "$dir" -maxdepth 1 -type f -printf '%T@ %p\n' | sort -rn | tail -n +$((KEPT_LOGS + 1)) | cut -d' ' -f2- | xargs -r rm -f
+  printf '%s' "$file"
 }
 
 # Steps run at the same time, so every read-modify-write holds the state's lock. Values reach

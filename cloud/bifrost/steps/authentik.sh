@@ -52,8 +52,7 @@ ak_shell() { # $1: what (for the error), $2: snippet, $3: regex its output must 
     fi
     if ((attempt < TOKEN_ATTEMPTS)); then sleep "$TOKEN_RETRY_DELAY"; fi
   done
-  printf '[bootstrap] last error of ak shell:\n' >&2
-  tail -n "$LOG_TAIL_LINES" "$errors" >&2
+  printf '[bootstrap] last error of ak shell: %s\n' "$(tail -n "$LOG_TAIL_LINES" "$errors" | keep_output ak-shell)" >&2
   rm -f "$errors"
   die "$1 through ak shell in authentik-server failed after $TOKEN_ATTEMPTS attempts"
 }
@@ -171,8 +170,7 @@ step_authentik_blueprint() {
     fi
     attempts=$((attempts + 1))
     if ((SECONDS >= deadline)); then
-      printf '[bootstrap] last output of ak apply_blueprint:\n' >&2
-      tail -n "$LOG_TAIL_LINES" "$output" >&2
+      printf '[bootstrap] last output of ak apply_blueprint: %s\n' "$(tail -n "$LOG_TAIL_LINES" "$output" | keep_output ak-apply-blueprint)" >&2
       rm -f "$output"
       die "Authentik did not apply $NETBIRD_BLUEPRINT within ${WAIT_TIMEOUT}s: $problem"
     fi

@@ -1,3 +1,4 @@
+import { createHmac } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -120,5 +121,26 @@ describe("AUTHENTIK_POSTGRESQL_PASSWORD rotation", () => {
     const r = await b.run();
     expect(r.code, r.stderr).toBe(0);
     expect(b.double.dbPassword).toBe("another-password-0042");
+  });
+});
+
+describe("keyed fingerprints (lib/state.sh hmac_sha256)", () => {
+  it("are HMAC-SHA-256 under the key file, as `openssl dgst -hmac` made them, for any value", async () => {
+    const b = await bifrost();
+    const storeKey = "ü \\ $HOME 'q' \"d\" ".repeat(3) + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    b.rotate("NB_DATA_STORE_KEY", storeKey);
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    const key = fs.readFileSync(path.join(b.data, ".fingerprint-key"), "utf8");
+    expect(key).toMatch(/^[0-9a-f]{64}$/);
+    expect(fs.readFileSync(storeKeyFingerprint(b), "utf8")).toBe(createHmac("sha256", key).update(storeKey).digest("hex"));
+  });
+
+  it("never put the key on a process's command line (ps shows every argument to every user)", () => {
+    for (const file of ["lib/state.sh", "lib/env.sh", "lib/http.sh", "lib/compose.sh", "steps/host.sh", "steps/netbird.sh", "steps/authentik.sh", "bootstrap.sh"]) {
+      const code = fs.readFileSync(path.join(__dirname, "../../../cloud/bifrost", file), "utf8").replace(/^\s*#.*$/gm, "");
+      expect(code, file).not.toMatch(/-hmac\b/);
+      expect(code, file).not.toMatch(/macopt/);
+    }
   });
 });

@@ -7,6 +7,20 @@ import { bifrostPerTest } from "../../docker-double/perTest";
 
 const bifrost = bifrostPerTest();
 
+/**
+ * Failure output the bootstrap kept on the VPS (lib/state.sh keep_output) instead of printing
+ * it into what Pulumi records: the file its stderr names after `label`, read back, after
+ * checking it is a 0600 file under the data root.
+ */
+function keptOutput(b: Bifrost, stderr: string, label: string): string {
+  const at = stderr.indexOf(label);
+  expect(at, `stderr names no file after "${label}"`).toBeGreaterThan(-1);
+  const file = stderr.slice(at + label.length).split("\n")[0].trim();
+  expect(path.dirname(file)).toBe(path.join(b.data, "bootstrap-logs"));
+  expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+  return fs.readFileSync(file, "utf8");
+}
+
 
 function expectNoCanary(b: Bifrost, ...outputs: string[]): void {
   const values = Object.values(b.secrets).filter((v): v is string => !!v);
@@ -348,7 +362,8 @@ describe("bootstrap.sh in the docker double", () => {
     fs.writeFileSync(file, fs.readFileSync(file, "utf8").replace(/  - model: authentik_blueprints\.metaapplyblueprint\n(?:    .*\n|      .*\n)+/g, ""));
     const r = await b.run({ env: { BIFROST_WAIT_TIMEOUT: "1", BIFROST_API_RETRY_DELAY: "0.1" } });
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain("'authorization_flow': ['This field may not be null.']");
+    expect(r.stderr).not.toContain("This field may not be null");
+    expect(keptOutput(b, r.stderr, "last output of ak apply_blueprint:")).toContain("'authorization_flow': ['This field may not be null.']");
     expect(r.stderr).toMatch(/Authentik did not apply \/blueprints\/custom\/netbird\.yaml within 1s: Authentik refused the blueprint/);
   });
 
@@ -420,7 +435,8 @@ describe("bootstrap.sh in the docker double", () => {
     const r = await b.run({ env: { BIFROST_TOKEN_ATTEMPTS: "3" } });
     expect(r.code).not.toBe(0);
     expect(b.double.calls.filter((c) => c.startsWith("exec authentik-server ak shell -c import os\nfrom authentik.core.models import Token"))).toHaveLength(3);
-    expect(r.stderr).toContain("the database system is starting up");
+    expect(r.stderr).not.toContain("the database system is starting up");
+    expect(keptOutput(b, r.stderr, "last error of ak shell:")).toContain("the database system is starting up");
     expect(r.stderr).toMatch(/setting AUTHENTIK_TOKEN on authentik-bootstrap-token through ak shell in authentik-server failed after 3 attempts/);
     expect(r.stderr).not.toContain("rotatedAUTHENTIKTOKEN0123456789abcdef");
   });
@@ -434,10 +450,21 @@ describe("bootstrap.sh in the docker double", () => {
   it("on a health timeout exits non-zero, names the service and shows its last log lines", async () => {
     const b = await bifrost();
     b.double.configure({ neverHealthy: ["authentik-worker"] });
+    // Output kept by earlier failures: only the newest 20 files stay.
+    const logs = path.join(b.data, "bootstrap-logs");
+    fs.mkdirSync(logs, { recursive: true });
+    for (let i = 0; i < 25; i++) {
+      const old = path.join(logs, `old-${i}`);
+      fs.writeFileSync(old, "");
+      fs.utimesSync(old, 1_000_000 + i, 1_000_000 + i);
+    }
     const r = await b.run({ env: { BIFROST_WAIT_TIMEOUT: "1" } });
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain("last 50 log lines of authentik-worker:");
-    expect(r.stderr).toContain("authentik-worker  | authentik-worker still starting");
+    const kept = fs.readdirSync(logs);
+    expect(kept).toHaveLength(20);
+    expect(kept.filter((f) => f.startsWith("old-")).sort()).toEqual(Array.from({ length: 19 }, (_, i) => `old-${i + 6}`).sort());
+    expect(r.stderr).not.toContain("still starting");
+    expect(keptOutput(b, r.stderr, "last 50 log lines of authentik-worker:")).toContain("authentik-worker  | authentik-worker still starting");
     expect(r.stderr).not.toContain("last 50 log lines of authentik-server:");
     expect(r.stderr).toMatch(/ERROR: authentik-worker did not become healthy within 1s/);
     expect(r.stderr).toContain("step authentik: FAILED");
