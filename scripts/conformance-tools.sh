@@ -26,8 +26,9 @@ readonly STAMP="$CACHE/packages.txt"
 readonly APT_DIR="$CACHE/apt"
 # Trixie packages the suite unpacks. docker-compose is the Compose v2 CLI plugin
 # (/usr/libexec/docker/cli-plugins/docker-compose, a static Go binary that runs without a
-# daemon for `config`); cloud-init is pure python.
-readonly TRIXIE_PACKAGES=(docker-compose cloud-init docker.io docker-cli containerd)
+# daemon for `config`); cloud-init is pure python; unattended-upgrades gives the option names
+# of its apt configuration (the user data sets its reboot window).
+readonly TRIXIE_PACKAGES=(docker-compose cloud-init docker.io docker-cli containerd unattended-upgrades)
 # Unpacked beside them from the machine's own archive.
 readonly HOST_ARCHIVE_PACKAGES=(runc)
 # From the machine's own archive: PostgreSQL for the rotation test; sqlite3, which the
@@ -192,12 +193,22 @@ image_rootfs() {
   printf '%s' "$list" >"$stamp"
 }
 
+# Whether the stamp names every package this script unpacks (a package added to the lists
+# since the last run makes it stale).
+stamp_is_complete() {
+  local pkg
+  [[ -f $STAMP ]] || return 1
+  for pkg in "${TRIXIE_PACKAGES[@]}" "${HOST_ARCHIVE_PACKAGES[@]/#/host:}"; do
+    grep -q "^$pkg=" "$STAMP" || return 1
+  done
+}
+
 trixie_tools() {
   local wanted
   trixie_apt_options
   # Warm: what was unpacked is kept; the stamp lists exactly what is there. `--refresh`
   # asks trixie again (a point release may have moved a package).
-  if [[ -f $STAMP && $(<"$STAMP") == *runc=* && -x $ROOTFS/usr/sbin/dockerd && ${1-} != --refresh ]]; then
+  if stamp_is_complete && [[ -x $ROOTFS/usr/sbin/dockerd && ${1-} != --refresh ]]; then
     return 0
   fi
   write_trixie_source

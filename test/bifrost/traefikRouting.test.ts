@@ -188,7 +188,7 @@ describe("Traefik's TLS and browser headers", () => {
     expect(config.http.middlewares["security-headers"].headers).toEqual({ stsSeconds: 31536000, stsIncludeSubdomains: true, contentTypeNosniff: true });
     const streams = ["netbird-grpc", "netbird-relay"];
     const refused = Object.entries(config.http.routers).filter(([, r]) => r.middlewares?.includes("refuse-external")).map(([n]) => n);
-    expect(refused.sort()).toEqual(["authentik-code-apis-blocked", "netbird-setup-blocked"]);
+    expect(refused.sort()).toEqual(["authentik-code-apis-blocked", "netbird-proxy-service-blocked", "netbird-setup-blocked"]);
     for (const [name, router] of Object.entries(config.http.routers)) {
       if (streams.includes(name) || refused.includes(name)) continue;
       expect(router.middlewares?.[0], name).toBe("security-headers");
@@ -197,5 +197,40 @@ describe("Traefik's TLS and browser headers", () => {
     const template = fs.readFileSync(path.join(bundleDir, "traefik/dynamic/bifrost.yml"), "utf8");
     const publicBlock = template.slice(template.indexOf("public-{{ $name }}:"), template.indexOf("  middlewares:\n"));
     expect(publicBlock.match(/middlewares: \[.*\]/g)).toEqual(["middlewares: [security-headers, authentik-forward-auth]", "middlewares: [security-headers]"]);
+  });
+});
+
+describe("Traefik and NetBird's proxy management service", () => {
+  it("refuses ProxyService from any internet address: only netbird-proxy uses it, inside the Compose network", () => {
+    const [name, router] = route(`netbird.${domain}`, "/management.ProxyService/CreateProxyPeer");
+    expect(name).toBe("netbird-proxy-service-blocked");
+    expect(admits(router, "203.0.113.50")).toBe(false);
+    const compose = parseYaml(fs.readFileSync(path.join(bundleDir, "docker-compose.yml"), "utf8"));
+    expect(compose.services["netbird-proxy"].environment.NB_PROXY_MANAGEMENT_ADDRESS).toBe("http://netbird-server:80");
+  });
+
+  it("still carries the peers' management and signal streams", () => {
+    expect(route(`netbird.${domain}`, "/management.ManagementService/Login")[0]).toBe("netbird-grpc");
+    expect(route(`netbird.${domain}`, "/signalexchange.SignalExchange/ConnectStream")[0]).toBe("netbird-grpc");
+  });
+});
+
+describe("Traefik's rate limits", () => {
+  const config = () => dynamicConfig() as unknown as { http: { routers: Record<string, Router>; middlewares: Record<string, Record<string, unknown>> } };
+
+  it("limits each client address on Authentik, NetBird's /api and /oauth2, and nowhere a peer streams", () => {
+    const limited = (host: string, requestPath: string) => {
+      const [, router] = route(host, requestPath);
+      return ["per-client-rate", "per-client-in-flight"].every((m) => router.middlewares?.includes(m));
+    };
+    for (const p of ["/", "/if/flow/default-authentication-flow/", "/api/v3/flows/executor/x/", "/application/o/token/"]) expect(limited(`auth.${domain}`, p), p).toBe(true);
+    for (const p of ["/api/users", "/api/peers", "/oauth2/token", "/oauth2/auth"]) expect(limited(`netbird.${domain}`, p), p).toBe(true);
+    for (const p of ["/management.ManagementService/Sync", "/signalexchange.SignalExchange/ConnectStream", "/relay", "/ws-proxy/signal"]) expect(limited(`netbird.${domain}`, p), p).toBe(false);
+  });
+
+  it("sizes them as a token bucket of 100 at once and 20 a second, 50 open requests, per client address", () => {
+    const m = config().http.middlewares;
+    expect(m["per-client-rate"]).toEqual({ rateLimit: { average: 20, period: "1s", burst: 100 } });
+    expect(m["per-client-in-flight"]).toEqual({ inFlightReq: { amount: 50 } });
   });
 });

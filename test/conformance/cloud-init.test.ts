@@ -2,6 +2,7 @@
  * The server's user data against the real cloud-init schema validator of Debian trixie (the
  * VPS image's cloud-init, unpacked by scripts/conformance-tools.sh).
  */
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -9,7 +10,7 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
 import { userDataWithHostKey } from "../../components/bifrost/userData";
 import { mockEd25519Key } from "../helpers/pulumiMocks";
-import { cloudInit, repoRoot, trixieAptCache, unpackedPackages } from "./tools";
+import { cloudInit, repoRoot, toolsDir, trixieAptCache, unpackedPackages } from "./tools";
 
 const userData = path.join(repoRoot, "cloud/cloud-init/user-data.yaml");
 
@@ -64,6 +65,28 @@ describe("cloud-init from Debian trixie (cloud-init schema)", () => {
     const r = schemaCheck(file);
     expect(r.status).not.toBe(0);
     expect(r.stdout + r.stderr).toMatch(mentions);
+  });
+
+  it("reboots for an update that needs it at a fixed time, with options trixie's unattended-upgrades reads", () => {
+    expect(unpackedPackages()["unattended-upgrades"]).toMatch(/^\d+\./);
+    const files = (YAML.parse(fs.readFileSync(userData, "utf8")) as { write_files: { path: string; content: string }[] }).write_files;
+    const reboot = files.find((f) => f.path === "/etc/apt/apt.conf.d/52bifrost-reboot");
+    expect(reboot).toBeDefined();
+    // apt's own parser reads the file (apt-config fails on a syntax error).
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "apt-conf-"));
+    temps.push(dir);
+    fs.writeFileSync(path.join(dir, "52bifrost-reboot"), reboot!.content);
+    const dump = spawnSync("apt-config", ["-c", path.join(dir, "52bifrost-reboot"), "dump", "Unattended-Upgrade"], { encoding: "utf8" });
+    expect(dump.stderr).toBe("");
+    expect(dump.stdout.trim().split("\n").sort()).toEqual([
+      'Unattended-Upgrade "";',
+      'Unattended-Upgrade::Automatic-Reboot "true";',
+      'Unattended-Upgrade::Automatic-Reboot-Time "04:30";',
+      'Unattended-Upgrade::Automatic-Reboot-WithUsers "true";',
+    ]);
+    // Each option is one the program itself looks up (a misspelt one would be ignored silently).
+    const program = fs.readFileSync(path.join(toolsDir, "root/usr/bin/unattended-upgrade"), "utf8");
+    for (const option of ["Automatic-Reboot", "Automatic-Reboot-WithUsers", "Automatic-Reboot-Time"]) expect(program).toContain(`"Unattended-Upgrade::${option}"`);
   });
 
   it("installs docker-cli explicitly: trixie's docker.io only recommends it", () => {
