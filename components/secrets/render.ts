@@ -14,6 +14,8 @@ export interface VpsSettings {
   readonly netbirdOwnerEmail: string;
   /** Whether NetBird holds a person's first login for approval (core:netbirdUserApproval). */
   readonly netbirdUserApproval: boolean;
+  /** The Authentik group whose members may log in to NetBird through Authentik (core:netbirdUsersGroup). */
+  readonly netbirdUsersGroup: string;
   /** Client id of Authentik's GitHub login (core:authentikGithubClientId); rendered empty when unset. */
   readonly authentikGithubClientId?: string;
   /** Public services routed by Traefik behind Authentik: `name=upstream` pairs. */
@@ -75,6 +77,7 @@ export function renderEnv(settings: VpsSettings, secrets: SecretValues): string 
     ["ACME_EMAIL", settings.acmeEmail],
     ["NB_OWNER_EMAIL", settings.netbirdOwnerEmail],
     ["NB_USER_APPROVAL_REQUIRED", String(settings.netbirdUserApproval)],
+    ["BIFROST_NETBIRD_USERS_GROUP", settings.netbirdUsersGroup],
     // Empty when unset: the variable is always defined for Compose, and empty means no GitHub login.
     ["AUTHENTIK_GITHUB_CLIENT_ID", settings.authentikGithubClientId ?? ""],
     ["BIFROST_PUBLIC_SERVICES", settings.publicServices.map((s) => `${s.name}=${s.upstream}`).join(" ")],

@@ -35,6 +35,8 @@ export interface HetznerSettings {
    * administrator approves it (NetBird's account setting user_approval_required). Default on.
    */
   readonly netbirdUserApproval: boolean;
+  /** Only its members get from Authentik to NetBird (the blueprint binds the application to it). */
+  readonly netbirdUsersGroup: string;
   /** Client id of the GitHub OAuth app behind Authentik's GitHub login; with AUTHENTIK_GITHUB_SECRET, or unset. */
   readonly authentikGithubClientId?: string;
   readonly serverType: string;
@@ -211,6 +213,9 @@ export function checkHetznerSettings(get: ConfigGetter): Checked<HetznerSettings
     acmeEmail: r.string("acmeEmail", email),
     netbirdOwnerEmail: r.string("netbirdOwnerEmail", email),
     netbirdUserApproval: r.string("netbirdUserApproval", trueOrFalse, "true") === "true",
+    // Authentik's Group.name is a CharField of 80 (authentik/core/models.py); the blueprint reads
+    // it through !Env, so it stays to characters no quoting layer touches.
+    netbirdUsersGroup: r.string("netbirdUsersGroup", { test: (v) => /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,79}$/.test(v), expected: "an Authentik group name: 1 to 80 letters, digits, spaces, '.', '_' or '-'" }, "netbird-users"),
     authentikGithubClientId: r.optionalString("authentikGithubClientId", githubClientId),
     serverType: r.string("serverType"),
     image: r.string("image"),
@@ -302,6 +307,7 @@ export function vpsSettingsOf(s: HetznerSettings, volumeId: number | string): Vp
     acmeEmail: s.acmeEmail,
     netbirdOwnerEmail: s.netbirdOwnerEmail,
     netbirdUserApproval: s.netbirdUserApproval,
+    netbirdUsersGroup: s.netbirdUsersGroup,
     authentikGithubClientId: s.authentikGithubClientId,
     publicServices: s.publicServices,
     dataRoot: s.dataRoot,

@@ -32,8 +32,17 @@ const schema = schemaJson as Record<string, unknown> & { title: string };
 
 /** What a !Find resolves to here: a pk-shaped uuid (the schema's `format: uuid`). */
 const FIND_PK = "00000000-0000-4000-8000-000000000001";
-/** What a !KeyOf resolves to here: an integer pk (Provider.pk is an AutoField). */
+/** What a !KeyOf of a provider resolves to here: an integer pk (Provider.pk is an AutoField). */
 const KEYOF_PK = 1;
+/** What a !KeyOf of a group or an application resolves to: a uuid pk (Group.group_uuid, Application's pbm_uuid). */
+const KEYOF_UUID = "00000000-0000-4000-8000-000000000002";
+/** The pk type of each model a !KeyOf may name, by the model of the entry with that id. */
+const keyOfPkByModel: Record<string, string | number> = {
+  "authentik_providers_oauth2.oauth2provider": KEYOF_PK,
+  "authentik_core.group": KEYOF_UUID,
+  "authentik_core.application": KEYOF_UUID,
+};
+let keyOfModels: Record<string, string> = {};
 
 // Canary values: they must come out of the blueprint only where the blueprint reads them.
 const CANARY = {
@@ -113,8 +122,12 @@ function resolve(value: unknown, env: Env, context: Record<string, unknown> = {}
       }
       case "!Find":
         return FIND_PK;
-      case "!KeyOf":
-        return KEYOF_PK;
+      case "!KeyOf": {
+        const model = keyOfModels[String(a[0])];
+        if (!model) throw new Error(`!KeyOf ${String(a[0])}: no entry has that id`);
+        // A model not listed (a misspelt one in a broken copy) gets the integer; the schema judges it.
+        return keyOfPkByModel[model] ?? KEYOF_PK;
+      }
       default:
         throw new Error(`unhandled tag ${value.tag}`);
     }
@@ -130,7 +143,9 @@ type Entry = { model: string; id?: string; state?: string; conditions?: unknown[
 type Blueprint = { version: number; metadata?: { name: string }; context?: Record<string, unknown>; entries: Entry[] };
 
 function load(env: Env, text = blueprintText): Blueprint {
-  return resolve(parseBlueprint(text), env) as Blueprint;
+  const raw = parseBlueprint(text) as { entries: { id?: string; model: string }[] };
+  keyOfModels = Object.fromEntries(raw.entries.filter((e) => e.id).map((e) => [e.id!, e.model]));
+  return resolve(raw, env) as Blueprint;
 }
 /** The entries the importer would apply: all resolved conditions truthy. */
 const applied = (bp: Blueprint) => bp.entries.filter((e) => (e.conditions ?? []).every(Boolean));
@@ -247,6 +262,8 @@ describe("Authentik blueprint for NetBird against Authentik's blueprint schema",
       ...Array(3).fill("authentik_blueprints.metaapplyblueprint"),
       "authentik_providers_oauth2.oauth2provider",
       "authentik_core.application",
+      "authentik_core.group",
+      "authentik_policies.policybinding",
     ]);
   });
 
@@ -315,3 +332,36 @@ function unknownAttrs(bp: Blueprint): string[] {
   }
   return out;
 }
+
+describe("who may use NetBird through Authentik", () => {
+  it("only the members of core:netbirdUsersGroup: the application is bound to that group, and to nothing else", () => {
+    const bp = load({ ...fullEnv, BIFROST_NETBIRD_USERS_GROUP: "mesh-people" });
+    expect(valid({ ...bp, entries: applied(bp) }).errors).toEqual([]);
+    const groups = byModel(applied(bp), "authentik_core.group");
+    expect(groups.map((g) => [g.identifiers, g.attrs.name])).toEqual([[{ name: "mesh-people" }, "mesh-people"]]);
+    const bindings = byModel(applied(bp), "authentik_policies.policybinding");
+    expect(bindings).toHaveLength(1);
+    // One of policy, group or user, and only one (authentik/policies/api/bindings.py).
+    expect(bindings[0].attrs).toEqual({ target: KEYOF_UUID, group: KEYOF_UUID, order: 0, enabled: true, negate: false, timeout: 30 });
+    expect(bindings[0].identifiers).toEqual({ target: KEYOF_UUID, order: 0 });
+  });
+
+  it("binds the NetBird application to the group entry, by their ids", () => {
+    const raw = parseBlueprint(blueprintText) as { entries: (RawEntry & { identifiers?: Record<string, unknown> })[] };
+    const binding = raw.entries.find((e) => e.model === "authentik_policies.policybinding")!;
+    const keyOf = (v: unknown) => (isTagged(v) && v.tag === "!KeyOf" ? v.args[0] : undefined);
+    const idOf = (model: string) => raw.entries.find((e) => e.model === model)?.id;
+    expect(keyOf(binding.attrs.target)).toBe(idOf("authentik_core.application"));
+    expect(keyOf(binding.identifiers?.target)).toBe(idOf("authentik_core.application"));
+    expect(keyOf(binding.attrs.group)).toBe(idOf("authentik_core.group"));
+    // The group entry comes first: !KeyOf names only what an earlier entry produced.
+    const index = (model: string) => raw.entries.findIndex((e) => e.model === model);
+    expect(index("authentik_core.group")).toBeLessThan(index("authentik_policies.policybinding"));
+    expect(index("authentik_core.application")).toBeLessThan(index("authentik_policies.policybinding"));
+  });
+
+  it("the group defaults to netbird-users when the variable is empty", () => {
+    const groups = byModel(applied(load(fullEnv)), "authentik_core.group");
+    expect(groups[0].attrs.name).toBe("netbird-users");
+  });
+});

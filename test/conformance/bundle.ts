@@ -10,6 +10,7 @@ export const settings: VpsSettings = {
   acmeEmail: "ops@example.test",
   netbirdOwnerEmail: "owner@example.test",
   netbirdUserApproval: true,
+  netbirdUsersGroup: "netbird-users",
   publicServices: [
     { name: "grafana", upstream: "http://100.64.0.10:3000" },
     { name: "home", upstream: "https://100.64.0.11" },

@@ -75,6 +75,9 @@ export interface AuthentikDb {
   providers: Record<string, OAuth2Provider>;
   applications: Record<string, Application>;
   sources: Record<string, OAuthSource>;
+  /** Groups by name; policy bindings of a group to a target (an application's pk). */
+  groups?: Record<string, { pk: string; name: string }>;
+  bindings?: { target: string; group: string; order: number }[];
   nextPk: number;
 }
 
@@ -131,6 +134,17 @@ export class AuthentikDouble {
 
   get applications(): Map<string, Application> {
     return new Map(Object.entries(this.store.read().applications));
+  }
+
+  /**
+   * The names of the groups an application's bindings let through. Empty means everyone: an
+   * object without bindings passes (authentik/policies/engine.py, `empty_result = True`).
+   */
+  applicationGroups(slug: string): string[] {
+    const db = this.store.read();
+    const app = db.applications[slug];
+    const groups = Object.values(db.groups ?? {});
+    return (db.bindings ?? []).filter((b) => b.target === app?.pk).map((b) => groups.find((g) => g.pk === b.group)?.name ?? `unknown group ${b.group}`);
   }
 
   get adminPassword(): string | undefined {
@@ -305,7 +319,7 @@ function requireSnippet(snippet: string, required: RegExp[]): void {
 
 /** Applies a blueprint's entries to `db` in order; returns the first entry's error ("Blueprint invalid …") or "". */
 function importEntries(db: AuthentikDb, entries: BlueprintEntry[]): string {
-  const ids = new Map<string, number>();
+  const ids = new Map<string, number | string>();
   for (const entry of entries) {
     if ((entry.conditions ?? []).some((c) => !truthy(c))) continue;
     const attrs = resolveRefs(entry.attrs ?? {}, ids, (model, field, value) => find(db, model, field, value)) as Record<string, unknown>;
@@ -351,6 +365,29 @@ function importEntries(db: AuthentikDb, entries: BlueprintEntry[]): string {
           provider: (attrs.provider as number | undefined) ?? null,
           meta_launch_url: String(attrs.meta_launch_url ?? ""),
         };
+        if (entry.id) ids.set(entry.id, db.applications[slug].pk);
+        break;
+      }
+      case "authentik_core.group": {
+        const name = String(identifiers.name);
+        db.groups ??= {};
+        db.groups[name] = { pk: db.groups[name]?.pk ?? randomUUID(), name: String(attrs.name ?? name) };
+        if (entry.id) ids.set(entry.id, db.groups[name].pk);
+        break;
+      }
+      // authentik/policies/api/bindings.py PolicyBindingSerializer.validate: exactly one of
+      // policy, group or user, refused otherwise; the target must be an existing object.
+      case "authentik_policies.policybinding": {
+        const set = ["policy", "group", "user"].filter((k) => attrs[k] !== null && attrs[k] !== undefined && attrs[k] !== "");
+        if (set.length > 1) return "Blueprint invalid\n\tauthentik.blueprints.v1.importer: entry invalid: {'non_field_errors': [\"Only one of 'policy', 'group' or 'user' can be set.\"]}";
+        if (set.length < 1) return "Blueprint invalid\n\tauthentik.blueprints.v1.importer: entry invalid: {'non_field_errors': [\"One of 'policy', 'group' or 'user' must be set.\"]}";
+        if (set[0] !== "group") return `Blueprint invalid: the docker double models group bindings only, not ${set[0]}`;
+        const target = String(attrs.target ?? "");
+        const group = String(attrs.group);
+        if (!Object.values(db.applications).some((a) => a.pk === target)) return "Blueprint invalid\n\tauthentik.blueprints.v1.importer: entry invalid: {'target': ['This field may not be null.']}";
+        db.bindings ??= [];
+        const order = Number(attrs.order ?? 0);
+        db.bindings = [...db.bindings.filter((b) => !(b.target === target && b.order === order)), { target, group, order }];
         break;
       }
       case "authentik_sources_oauth.oauthsource":
@@ -391,7 +428,7 @@ const keyOf = (id: string) => ({ __keyOf: id });
 type Finder = (model: string, field: string, value: string) => string | null;
 
 /** Tags that look objects up resolve when their entry is applied (BlueprintEntry.get_attrs), not when the file is read. */
-function resolveRefs(value: unknown, ids: Map<string, number>, find: Finder): unknown {
+function resolveRefs(value: unknown, ids: Map<string, number | string>, find: Finder): unknown {
   if (Array.isArray(value)) return value.map((v) => resolveRefs(v, ids, find));
   if (value && typeof value === "object") {
     const o = value as Record<string, unknown>;

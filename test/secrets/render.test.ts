@@ -30,6 +30,7 @@ const settings: VpsSettings = {
   acmeEmail: "ops@example.test",
   netbirdOwnerEmail: "owner@example.test",
   netbirdUserApproval: true,
+  netbirdUsersGroup: "netbird-users",
   publicServices: [
     { name: "grafana", upstream: "http://100.64.0.10:3000" },
     { name: "home", upstream: "https://100.64.0.11" },
@@ -91,6 +92,7 @@ describe("renderSecretsEnv and renderEnv", () => {
       BIFROST_DOMAIN: settings.domain,
       ACME_EMAIL: settings.acmeEmail,
       NB_USER_APPROVAL_REQUIRED: "true",
+      BIFROST_NETBIRD_USERS_GROUP: "netbird-users",
       BIFROST_PUBLIC_SERVICES: "grafana=http://100.64.0.10:3000 home=https://100.64.0.11",
       BIFROST_DATA: "/var/lib/bifrost",
       BIFROST_VOLUME_DEVICE: settings.volumeDevice,
@@ -126,6 +128,7 @@ describe("the rendered files' frame", () => {
       ACME_EMAIL: "ops@example.test",
       NB_OWNER_EMAIL: "owner@example.test",
       NB_USER_APPROVAL_REQUIRED: "true",
+      BIFROST_NETBIRD_USERS_GROUP: "netbird-users",
       AUTHENTIK_GITHUB_CLIENT_ID: "",
       BIFROST_PUBLIC_SERVICES: "grafana=http://100.64.0.10:3000 home=https://100.64.0.11",
       BIFROST_DATA: settings.dataRoot,

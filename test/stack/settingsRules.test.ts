@@ -23,6 +23,7 @@ describe("hetzner settings", () => {
       acmeEmail: "ops@example.test",
       netbirdOwnerEmail: "owner@example.test",
       netbirdUserApproval: true,
+      netbirdUsersGroup: "netbird-users",
       authentikGithubClientId: undefined,
       serverType: "cx23",
       image: "debian-13",
@@ -223,6 +224,19 @@ describe("hetzner settings", () => {
   });
 });
 
+describe("core:netbirdUsersGroup", () => {
+  it("defaults to netbird-users and takes an Authentik group name", () => {
+    expect(checkH({}).settings?.netbirdUsersGroup).toBe("netbird-users");
+    for (const ok of ["mesh", "Mesh People", "a", "ops.team_1-x", "a".repeat(80)]) expect(problemsH({ netbirdUsersGroup: ok }), ok).toEqual([]);
+  });
+
+  it("refuses what would not survive !Env and Authentik's 80 characters, naming the rule", () => {
+    for (const bad of ["a".repeat(81), " lead", "-lead", "quo'te", 'd"q', "semi;colon", "new\nline", "ü"]) {
+      expect(problemsH({ netbirdUsersGroup: bad }), bad).toEqual(one("netbirdUsersGroup", "expected an Authentik group name: 1 to 80 letters, digits, spaces, '.', '_' or '-'"));
+    }
+  });
+});
+
 describe("core:databaseSubnet", () => {
   it("is refused with what is expected when it is not a network", () => {
     for (const bad of ["172.30.1.1/24", "172.30.1.0/29", "x"]) {
@@ -272,6 +286,7 @@ describe("vpsSettingsOf", () => {
       acmeEmail: "ops@example.test",
       netbirdOwnerEmail: "owner@example.test",
       netbirdUserApproval: false,
+      netbirdUsersGroup: "netbird-users",
       authentikGithubClientId: "Ov23likkkk",
       publicServices: [{ name: "g", upstream: "http://x" }],
       dataRoot: "/var/lib/bifrost",

@@ -93,6 +93,9 @@ describe("bootstrap.sh in the docker double", () => {
       redirect_uris: [{ matching_mode: "strict", url: `https://netbird.${domain}/oauth2/callback` }],
     });
     expect(b.double.authentik.applications.get("netbird")?.provider).toBe(b.double.authentik.providers.get("netbird")?.pk);
+    // Only the members of core:netbirdUsersGroup get from Authentik to NetBird; without a
+    // binding every Authentik user (a GitHub login included) would.
+    expect(b.double.authentik.applicationGroups("netbird")).toEqual(["netbird-users"]);
     const store = b.double.netbird.store();
     expect(b.double.netbird.setupCalls).toBe(1);
     expect(store.owner?.email).toBe("owner@example.test");
