@@ -41,6 +41,7 @@ const keyOfPkByModel: Record<string, string | number> = {
   "authentik_providers_oauth2.oauth2provider": KEYOF_PK,
   "authentik_core.group": KEYOF_UUID,
   "authentik_core.application": KEYOF_UUID,
+  "authentik_policies_reputation.reputationpolicy": KEYOF_UUID,
 };
 let keyOfModels: Record<string, string> = {};
 
@@ -259,10 +260,12 @@ describe("Authentik blueprint for NetBird against Authentik's blueprint schema",
     expect(github({ ...fullEnv, AUTHENTIK_GITHUB_SECRET: "" })).toEqual([]);
     // Provider and application never depend on GitHub.
     expect(applied(load(noGithubEnv)).map((e) => e.model)).toEqual([
-      ...Array(3).fill("authentik_blueprints.metaapplyblueprint"),
+      ...Array(4).fill("authentik_blueprints.metaapplyblueprint"),
       "authentik_providers_oauth2.oauth2provider",
       "authentik_core.application",
       "authentik_core.group",
+      "authentik_policies.policybinding",
+      "authentik_policies_reputation.reputationpolicy",
       "authentik_policies.policybinding",
     ]);
   });
@@ -273,6 +276,7 @@ describe("Authentik blueprint for NetBird against Authentik's blueprint schema",
       { identifiers: { name: "Default - Provider authorization flow (implicit consent)" }, required: true },
       { identifiers: { name: "Default - Provider invalidation flow" }, required: true },
       { identifiers: { name: "System - OAuth2 Provider - Scopes" }, required: true },
+      { identifiers: { name: "Default - Authentication flow" }, required: true },
     ];
     expect(metas(noGithubEnv)).toEqual(base);
     expect(metas(fullEnv)).toEqual([
@@ -339,7 +343,7 @@ describe("who may use NetBird through Authentik", () => {
     expect(valid({ ...bp, entries: applied(bp) }).errors).toEqual([]);
     const groups = byModel(applied(bp), "authentik_core.group");
     expect(groups.map((g) => [g.identifiers, g.attrs.name])).toEqual([[{ name: "mesh-people" }, "mesh-people"]]);
-    const bindings = byModel(applied(bp), "authentik_policies.policybinding");
+    const bindings = byModel(applied(bp), "authentik_policies.policybinding").filter((b) => b.attrs.group !== undefined);
     expect(bindings).toHaveLength(1);
     // One of policy, group or user, and only one (authentik/policies/api/bindings.py).
     expect(bindings[0].attrs).toEqual({ target: KEYOF_UUID, group: KEYOF_UUID, order: 0, enabled: true, negate: false, timeout: 30 });
@@ -363,5 +367,25 @@ describe("who may use NetBird through Authentik", () => {
   it("the group defaults to netbird-users when the variable is empty", () => {
     const groups = byModel(applied(load(fullEnv)), "authentik_core.group");
     expect(groups[0].attrs.name).toBe("netbird-users");
+  });
+});
+
+describe("password guessing at Authentik's login", () => {
+  it("a reputation policy, bound negated to the default login flow: the flow does not start for an address ten failures down", () => {
+    const bp = load(fullEnv);
+    expect(valid({ ...bp, entries: applied(bp) }).errors).toEqual([]);
+    const [policy] = byModel(applied(bp), "authentik_policies_reputation.reputationpolicy");
+    expect(policy.attrs).toEqual({ name: "homelab-core login reputation", check_ip: true, check_username: true, threshold: -10 });
+    const raw = parseBlueprint(blueprintText) as { entries: (RawEntry & { identifiers?: Record<string, unknown> })[] };
+    const binding = raw.entries.filter((e) => e.model === "authentik_policies.policybinding").find((e) => JSON.stringify(e.attrs.target).includes("default-authentication-flow"))!;
+    expect(binding.attrs).toMatchObject({ negate: true, enabled: true });
+    expect(JSON.stringify(binding.attrs.target)).toBe('{"tag":"!Find","args":["authentik_flows.flow",["slug","default-authentication-flow"]]}');
+    expect(binding.attrs.policy).toEqual({ tag: "!KeyOf", args: [policy.id] });
+    expect(binding.attrs.group).toBeUndefined();
+  });
+
+  it("declares the login flow's blueprint, whose flow it finds", () => {
+    const metas = byModel(applied(load(noGithubEnv)), "authentik_blueprints.metaapplyblueprint").map((e) => e.attrs);
+    expect(metas).toContainEqual({ identifiers: { name: "Default - Authentication flow" }, required: true });
   });
 });

@@ -47,6 +47,7 @@ export interface OAuthSource {
 const objectsMadeBy: Record<string, string> = {
   "authentik_flows.flow slug default-provider-authorization-implicit-consent": "Default - Provider authorization flow (implicit consent)",
   "authentik_flows.flow slug default-provider-invalidation-flow": "Default - Provider invalidation flow",
+  "authentik_flows.flow slug default-authentication-flow": "Default - Authentication flow",
   "authentik_flows.flow slug default-source-authentication": "Default - Source authentication flow",
   "authentik_flows.flow slug default-source-enrollment": "Default - Source enrollment flow",
   "authentik_providers_oauth2.scopemapping managed goauthentik.io/providers/oauth2/scope-openid": "System - OAuth2 Provider - Scopes",
@@ -75,9 +76,10 @@ export interface AuthentikDb {
   providers: Record<string, OAuth2Provider>;
   applications: Record<string, Application>;
   sources: Record<string, OAuthSource>;
-  /** Groups by name; policy bindings of a group to a target (an application's pk). */
+  /** Groups and reputation policies by name; bindings of a group or a policy to a target. */
   groups?: Record<string, { pk: string; name: string }>;
-  bindings?: { target: string; group: string; order: number }[];
+  reputationPolicies?: Record<string, { pk: string; name: string; threshold: number }>;
+  bindings?: { target: string; group?: string; policy?: string; negate: boolean; order: number }[];
   nextPk: number;
 }
 
@@ -140,11 +142,24 @@ export class AuthentikDouble {
    * The names of the groups an application's bindings let through. Empty means everyone: an
    * object without bindings passes (authentik/policies/engine.py, `empty_result = True`).
    */
+  /** The reputation policies bound to a flow found by slug, with their threshold and whether negated. */
+  flowReputationBindings(slug: string): { policy: string; threshold: number; negate: boolean }[] {
+    const db = this.store.read();
+    const target = `pk:authentik_flows.flow slug ${slug}`;
+    const policies = Object.values(db.reputationPolicies ?? {});
+    return (db.bindings ?? [])
+      .filter((b) => b.target === target && b.policy)
+      .map((b) => {
+        const policy = policies.find((p) => p.pk === b.policy);
+        return { policy: policy?.name ?? `unknown policy ${b.policy}`, threshold: policy?.threshold ?? NaN, negate: b.negate };
+      });
+  }
+
   applicationGroups(slug: string): string[] {
     const db = this.store.read();
     const app = db.applications[slug];
     const groups = Object.values(db.groups ?? {});
-    return (db.bindings ?? []).filter((b) => b.target === app?.pk).map((b) => groups.find((g) => g.pk === b.group)?.name ?? `unknown group ${b.group}`);
+    return (db.bindings ?? []).filter((b) => b.target === app?.pk && b.group).map((b) => groups.find((g) => g.pk === b.group)?.name ?? `unknown group ${b.group}`);
   }
 
   get adminPassword(): string | undefined {
@@ -381,13 +396,21 @@ function importEntries(db: AuthentikDb, entries: BlueprintEntry[]): string {
         const set = ["policy", "group", "user"].filter((k) => attrs[k] !== null && attrs[k] !== undefined && attrs[k] !== "");
         if (set.length > 1) return "Blueprint invalid\n\tauthentik.blueprints.v1.importer: entry invalid: {'non_field_errors': [\"Only one of 'policy', 'group' or 'user' can be set.\"]}";
         if (set.length < 1) return "Blueprint invalid\n\tauthentik.blueprints.v1.importer: entry invalid: {'non_field_errors': [\"One of 'policy', 'group' or 'user' must be set.\"]}";
-        if (set[0] !== "group") return `Blueprint invalid: the docker double models group bindings only, not ${set[0]}`;
-        const target = String(attrs.target ?? "");
-        const group = String(attrs.group);
-        if (!Object.values(db.applications).some((a) => a.pk === target)) return "Blueprint invalid\n\tauthentik.blueprints.v1.importer: entry invalid: {'target': ['This field may not be null.']}";
+        if (set[0] === "user") return "Blueprint invalid: the docker double does not model user bindings";
+        // A target is an application (by its pk) or a flow !Find found; null when not found.
+        if (attrs.target === null || attrs.target === undefined) return "Blueprint invalid\n\tauthentik.blueprints.v1.importer: entry invalid: {'target': ['This field may not be null.']}";
+        const target = String(attrs.target);
         db.bindings ??= [];
         const order = Number(attrs.order ?? 0);
-        db.bindings = [...db.bindings.filter((b) => !(b.target === target && b.order === order)), { target, group, order }];
+        const binding = { target, [set[0]]: String(attrs[set[0]]), negate: attrs.negate === true, order };
+        db.bindings = [...db.bindings.filter((b) => !(b.target === target && b.order === order)), binding];
+        break;
+      }
+      case "authentik_policies_reputation.reputationpolicy": {
+        const name = String(identifiers.name);
+        db.reputationPolicies ??= {};
+        db.reputationPolicies[name] = { pk: db.reputationPolicies[name]?.pk ?? randomUUID(), name, threshold: Number(attrs.threshold ?? -5) };
+        if (entry.id) ids.set(entry.id, db.reputationPolicies[name].pk);
         break;
       }
       case "authentik_sources_oauth.oauthsource":

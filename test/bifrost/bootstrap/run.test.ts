@@ -96,6 +96,7 @@ describe("bootstrap.sh in the docker double", () => {
     // Only the members of core:netbirdUsersGroup get from Authentik to NetBird; without a
     // binding every Authentik user (a GitHub login included) would.
     expect(b.double.authentik.applicationGroups("netbird")).toEqual(["netbird-users"]);
+    expect(b.double.authentik.flowReputationBindings("default-authentication-flow")).toEqual([{ policy: "homelab-core login reputation", threshold: -10, negate: true }]);
     const store = b.double.netbird.store();
     expect(b.double.netbird.setupCalls).toBe(1);
     expect(store.owner?.email).toBe("owner@example.test");
@@ -361,7 +362,7 @@ describe("bootstrap.sh in the docker double", () => {
     b.double.configure({ discoveryMs: { bootstrap: 0, instances: 0, applied: 60_000 } });
     const file = path.join(b.dir, "authentik/blueprints/netbird.yaml");
     const doc = parseYaml(fs.readFileSync(file, "utf8").replace(/!(Env|Format|Find|KeyOf|Condition) /g, "")) as { entries: { model: string }[] };
-    expect(doc.entries.filter((e) => e.model === "authentik_blueprints.metaapplyblueprint")).toHaveLength(5);
+    expect(doc.entries.filter((e) => e.model === "authentik_blueprints.metaapplyblueprint")).toHaveLength(6);
     fs.writeFileSync(file, fs.readFileSync(file, "utf8").replace(/  - model: authentik_blueprints\.metaapplyblueprint\n(?:    .*\n|      .*\n)+/g, ""));
     const r = await b.run({ env: { BIFROST_WAIT_TIMEOUT: "1", BIFROST_API_RETRY_DELAY: "0.1" } });
     expect(r.code).not.toBe(0);
