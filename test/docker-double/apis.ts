@@ -85,7 +85,7 @@ export class ApiServer {
 
 export interface NetbirdStore {
   owner?: { user_id: string; email: string };
-  pats: { token: string; user_id: string; expires_days: number; created_ms?: number }[];
+  pats: { token: string; user_id: string; expires_days: number; created_ms?: number; id?: string; name?: string }[];
   proxyTokens: string[];
   setupKeys: { name: string; key: string; type: string; expires_in: number }[];
   identityProviders: { id: string; type: string; name: string; issuer: string; client_id: string; client_secret: string }[];
@@ -246,9 +246,27 @@ export class NetbirdDouble {
     if (method === "POST" && tokens) {
       if (tokens[1] !== pat.user_id) return { status: 403, body: { message: "permission denied", code: 403 } };
       const token = `nbp_${base62(36)}`;
-      store.pats.push({ token, user_id: pat.user_id, expires_days: Number(b.expires_in), created_ms: now });
+      const id = randomUUID();
+      store.pats.push({ token, user_id: pat.user_id, expires_days: Number(b.expires_in), created_ms: now, id, name: String(b.name) });
       this.save(store);
-      return { status: 200, body: { plain_token: token, personal_access_token: { id: randomUUID(), name: b.name } } };
+      return { status: 200, body: { plain_token: token, personal_access_token: { id, name: b.name } } };
+    }
+    // GET /api/users/{id}/tokens: the user's PATs as api.PersonalAccessToken, never the token
+    // itself (pat_handler.go getAllTokens, toPATResponse).
+    if (method === "GET" && tokens) {
+      if (tokens[1] !== pat.user_id) return { status: 403, body: { message: "permission denied", code: 403 } };
+      return { status: 200, body: store.pats.filter((t) => t.user_id === tokens[1]).map((t) => ({ id: t.id, name: t.name, created_by: t.user_id })) };
+    }
+    // DELETE /api/users/{id}/tokens/{tokenId} (pat_handler.go deleteToken): 200 with {}; an
+    // unknown id is NotFound from the store, 404.
+    const oneToken = /^\/api\/users\/([^/]+)\/tokens\/([^/]+)$/.exec(p);
+    if (method === "DELETE" && oneToken) {
+      if (oneToken[1] !== pat.user_id) return { status: 403, body: { message: "permission denied", code: 403 } };
+      const before = store.pats.length;
+      store.pats = store.pats.filter((t) => !(t.user_id === oneToken[1] && t.id === oneToken[2]));
+      if (store.pats.length === before) return { status: 404, body: { message: "PAT not found", code: 404 } };
+      this.save(store);
+      return { status: 200, body: {} };
     }
     // POST /api/reverse-proxies/proxy-tokens (reverseproxy/proxytoken/handler.go; nbx_ + 36 base62).
     if (method === "POST" && p === "/api/reverse-proxies/proxy-tokens") {
@@ -340,7 +358,8 @@ export class NetbirdDouble {
       // private primary account a first SSO login makes (upstream PR #6416, not in v0.77.1).
       this.accounts().getOrCreateAccountByUser(owner.user_id, "");
       const token = `nbp_${base62(36)}`;
-      store.pats.push({ token, user_id: owner.user_id, expires_days: days, created_ms: Date.now() + this.clockOffsetDays * 86_400_000 });
+      // The setup PAT's name: instance/setup_service.go setupPATTokenName.
+      store.pats.push({ token, user_id: owner.user_id, expires_days: days, created_ms: Date.now() + this.clockOffsetDays * 86_400_000, id: randomUUID(), name: "setup-token" });
       reply.personal_access_token = token;
     }
     this.save(store);

@@ -103,6 +103,7 @@ renew_netbird_pat() {
   expires=$(state_get .netbird.pat_expires)
   if [[ -n $expires ]] && ((expires - $(date +%s) > PAT_RENEW_DAYS * 86400)); then
     STEP_NOTE="set up before, PAT valid"
+    revoke_replaced_pats
     return 0
   fi
   # NetBird refuses an expired PAT like any unknown token (middleware/auth_middleware.go), and
@@ -117,7 +118,29 @@ renew_netbird_pat() {
   response=$(api POST "$NETBIRD_API/api/users/$user_id/tokens" "$(netbird_pat)" "$body") || die "renewing NetBird's PAT failed"
   state_set .netbird.pat "$(jq -r '.plain_token' <<<"$response")"
   state_set .netbird.pat_expires "$(($(date +%s) + PAT_DAYS * 86400))"
+  state_set .netbird.pat_id "$(jq -r '.personal_access_token.id' <<<"$response")"
   STEP_NOTE="set up before, PAT renewed"
+  revoke_replaced_pats
+}
+
+# A replaced PAT would stay valid until its own expiry, up to a year. Once the id of the PAT in
+# use is known (recorded at each renewal), every other PAT the bootstrap made for the owner is
+# deleted: /api/setup's "setup-token" (instance/setup_service.go setupPATTokenName) and earlier
+# renewals, "bifrost-bootstrap" (pat_handler.go getAllTokens, deleteToken). PATs the owner made
+# under other names stay. Run on every pass, so an interrupted renewal still ends with one PAT.
+revoke_replaced_pats() {
+  local -
+  set +x
+  local user_id keep tokens id revoked=0
+  keep=$(state_get .netbird.pat_id)
+  [[ -n $keep ]] || return 0
+  user_id=$(state_get .netbird.user_id)
+  tokens=$(api GET "$NETBIRD_API/api/users/$user_id/tokens" "$(netbird_pat)") || die "listing NetBird's PATs failed"
+  for id in $(KEEP=$keep jq -r '.[] | select((.name == "setup-token" or .name == "bifrost-bootstrap") and .id != env.KEEP) | .id' <<<"$tokens"); do
+    api DELETE "$NETBIRD_API/api/users/$user_id/tokens/$id" "$(netbird_pat)" >/dev/null || die "revoking a replaced NetBird PAT failed"
+    revoked=$((revoked + 1))
+  done
+  ((revoked == 0)) || STEP_NOTE+=", ${revoked} replaced PAT(s) revoked"
 }
 
 # A proxy token and a reusable setup key for the edge's own services, minted through NetBird's

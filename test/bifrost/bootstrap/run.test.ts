@@ -182,9 +182,34 @@ describe("bootstrap.sh in the docker double", () => {
     fs.writeFileSync(statePath, JSON.stringify({ ...state, netbird: { ...state.netbird, pat_expires: String(Math.floor(Date.now() / 1000) + 25 * 86400) } }));
     const r = await b.run();
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain("step netbird-setup: ok, set up before, PAT renewed");
+    expect(r.stdout).toContain("step netbird-setup: ok, set up before, PAT renewed, 1 replaced PAT(s) revoked");
     expect(b.state().netbird.pat).not.toBe(old);
     expect(b.double.netbird.api.calls.filter((c) => c.startsWith("POST /api/users/"))).toHaveLength(1);
+  });
+
+  it("a renewal revokes the PAT it replaces; a PAT the owner made under another name stays", async () => {
+    const b = await bifrost();
+    expect((await b.run()).code).toBe(0);
+    const state = b.state();
+    const setupPat = state.netbird.pat;
+    const api = `http://127.0.0.1:${b.double.netbird.api.port}`;
+    const asOwner = (token: string, method = "GET", body?: object) =>
+      fetch(`${api}/api/users/${state.netbird.user_id}/tokens`, { method, headers: { Authorization: `Token ${token}`, "Content-Type": "application/json" }, body: body ? JSON.stringify(body) : undefined });
+    const own = (await (await asOwner(setupPat, "POST", { name: "operator-scripts", expires_in: 365 })).json()) as { plain_token: string };
+    b.double.netbird.clockOffsetDays = 340;
+    const statePath = path.join(b.data, "bootstrap-state.json");
+    fs.writeFileSync(statePath, JSON.stringify({ ...state, netbird: { ...state.netbird, pat_expires: String(Math.floor(Date.now() / 1000) + 25 * 86400) } }));
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    expect((await asOwner(setupPat)).status).toBe(401);
+    expect((await asOwner(b.state().netbird.pat)).status).toBe(200);
+    const left = (await (await asOwner(b.state().netbird.pat)).json()) as { name: string }[];
+    expect(left.map((t) => t.name).sort()).toEqual(["bifrost-bootstrap", "operator-scripts"]);
+    expect((await asOwner(own.plain_token)).status).toBe(200);
+    // Nothing more to revoke on the next pass: it reads, writes nothing.
+    const since = b.double.netbird.api.calls.length;
+    expect((await b.run()).code).toBe(0);
+    expect(b.double.netbird.api.calls.slice(since).filter((c) => /^(POST|PUT|DELETE) \/api\/users\/[^/]+\/tokens/.test(c))).toEqual([]);
   });
 
   it("a PAT that expired while nothing ran: a clear way out instead of a failed call", async () => {
