@@ -21,7 +21,7 @@ export function userDataWithHostKey(template: string, hostKey: HostKeyPair): str
   const doc = YAML.parseDocument(template);
   if (doc.has("ssh_keys")) throw new Error("the user data template sets ssh_keys itself; the stack owns the host key");
   doc.set("ssh_keys", { ed25519_private: hostKey.privateKeyOpenssh, ed25519_public: hostKey.publicKeyOpenssh.trim() });
-  // YAML.stringify keeps the header comment, so cloud-init still sees #cloud-config first.
+  // The document keeps its header comment, so cloud-init still sees #cloud-config first.
   return doc.toString({ lineWidth: 0 });
 }
 
