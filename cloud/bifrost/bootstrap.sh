@@ -115,6 +115,8 @@ source "$BOOTSTRAP_HOME/lib/state.sh"
 source "$BOOTSTRAP_HOME/lib/http.sh"
 # shellcheck source=cloud/bifrost/lib/compose.sh
 source "$BOOTSTRAP_HOME/lib/compose.sh"
+# shellcheck source=cloud/bifrost/lib/mesh.sh
+source "$BOOTSTRAP_HOME/lib/mesh.sh"
 # shellcheck source=cloud/bifrost/steps/host.sh
 source "$BOOTSTRAP_HOME/steps/host.sh"
 # shellcheck source=cloud/bifrost/steps/authentik.sh

@@ -286,18 +286,19 @@ export const catalog: readonly CatalogEntry[] = [
   },
   {
     key: "NB_BIFROST_SETUP_KEY",
-    deliveredAs: "netbird-agent setup key",
+    deliveredAs: "the setup key netbird-agent enrols with, once",
     where: [".secrets.env"],
     requiredFor: [],
-    optional: { for: ["hetzner"], without: "the bootstrap mints a reusable setup key through NetBird's API" },
+    optional: { for: ["hetzner"], without: "the bootstrap makes a one-off setup key for each enrolment and deletes it once the edge's peer is in" },
     source: "sops",
     format: {
       rule: "a NetBird setup key (UUID, 8-4-4-4-12 hex digits)",
       test: (v) => /^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/.test(v),
     },
-    generate: "NetBird dashboard → Setup Keys → Create Setup Key",
+    generate: "NetBird dashboard → Setup Keys → Create Setup Key (one-off, auto-assigned group bifrost-edge)",
     rotation: { kind: "yes" },
-    consumers: ["netbird-agent"],
+    // Read by the bootstrap, which hands it to the agent through a file only while it enrols.
+    consumers: [],
   },
   {
     key: githubSecretKey,

@@ -234,3 +234,27 @@ describe("Traefik's rate limits", () => {
     expect(m["per-client-in-flight"]).toEqual({ inFlightReq: { amount: 50 } });
   });
 });
+
+describe("Traefik's timeouts towards the services (issue 17, item 7)", () => {
+  type Services = Record<string, { loadBalancer: { serversTransport?: string } }>;
+  type Transports = Record<string, { forwardingTimeouts?: Record<string, string> }>;
+  const http = () => (dynamicConfig() as unknown as { http: { services: Services; serversTransports: Transports } }).http;
+  const seconds = (d: string | undefined) => (d && /^\d+s$/.test(d) ? Number(d.slice(0, -1)) : 0);
+
+  it.each(["authentik", "netbird-dashboard"])("%s, answering request by request, gets finite dial, response-header and idle timeouts", (service) => {
+    const { services, serversTransports } = http();
+    const timeouts = serversTransports[services[service].loadBalancer.serversTransport ?? ""]?.forwardingTimeouts ?? {};
+    for (const field of ["dialTimeout", "responseHeaderTimeout", "idleConnTimeout"]) expect(seconds(timeouts[field]), field).toBeGreaterThan(0);
+  });
+
+  it("each public service gets the same transport (the template's range block)", () => {
+    const template = fs.readFileSync(path.join(bundleDir, "traefik/dynamic/bifrost.yml"), "utf8");
+    expect(template).toMatch(/public-\{\{ \$parts\._0 \}\}:\n\s+loadBalancer:\n\s+serversTransport: bounded\n/);
+  });
+
+  it.each(["netbird-grpc", "netbird-http"])("%s keeps no response-header limit: NetBird's gRPC streams and relay websockets are long-lived", (service) => {
+    const { services, serversTransports } = http();
+    const transport = services[service].loadBalancer.serversTransport;
+    expect(transport === undefined || !serversTransports[transport]?.forwardingTimeouts?.responseHeaderTimeout).toBe(true);
+  });
+});

@@ -13,6 +13,7 @@ import * as http from "node:http";
 import type * as net from "node:net";
 import * as path from "node:path";
 import { NetbirdAccounts, singleAccountModeAtStart, type AccountRow, type SingleAccountMode } from "./netbirdAccounts";
+import { addAllGroupAndDefaultPolicy, loginPeer, routeMesh, type Mesh } from "./netbirdMesh";
 
 /** What the HTTP doubles need to know of the docker double. */
 export interface Containers {
@@ -30,6 +31,8 @@ export interface Reply {
 export class ApiServer {
   port = 0;
   readonly calls: string[] = [];
+  /** Each call's parsed body beside it, for tests that check what was asked (never a reply). */
+  readonly bodies: unknown[] = [];
   /** Told of every answered call as "METHOD /path STATUS" (the engine's stand-ins log it). */
   onCall?: (call: string) => void;
   private server?: http.Server;
@@ -54,6 +57,7 @@ export class ApiServer {
       req.on("end", () => {
         const url = new URL(req.url ?? "/", "http://double");
         this.calls.push(`${req.method} ${url.pathname}${url.search}`);
+        this.bodies.push(raw ? JSON.parse(raw) : undefined);
         void (async (): Promise<Reply> => {
           try {
             return await this.route(req.method ?? "GET", url, req.headers, raw ? JSON.parse(raw) : undefined);
@@ -83,18 +87,18 @@ export class ApiServer {
 
 // --- NetBird -------------------------------------------------------------------------------
 
-export interface NetbirdStore {
+export interface NetbirdStore extends Mesh {
   owner?: { user_id: string; email: string };
   pats: { token: string; user_id: string; expires_days: number; created_ms?: number; id?: string; name?: string }[];
   proxyTokens: string[];
-  setupKeys: { name: string; key: string; type: string; expires_in: number }[];
   identityProviders: { id: string; type: string; name: string; issuer: string; client_id: string; client_secret: string }[];
 }
 
 /** NetBird's store in the directory netbird-server mounts at /var/lib/netbird (empty when absent). */
 export function readNetbirdStore(dir: string): NetbirdStore {
   const file = path.join(dir, netbirdStoreFile);
-  return fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : { pats: [], proxyTokens: [], setupKeys: [], identityProviders: [] };
+  const empty: NetbirdStore = { pats: [], proxyTokens: [], identityProviders: [], groups: [], policies: [], peers: [], setupKeys: [] };
+  return fs.existsSync(file) ? { ...empty, ...JSON.parse(fs.readFileSync(file, "utf8")) } : empty;
 }
 
 export function writeNetbirdStore(dir: string, store: NetbirdStore): void {
@@ -154,6 +158,14 @@ export class NetbirdDouble {
     return readNetbirdStore(this.storeDir());
   }
 
+  /** A peer's ManagementService.Login (netbirdMesh.ts loginPeer), on NetBird's clock. */
+  login(login: { setupKey: string; publicKey: string; hostname: string }): Reply {
+    const store = this.store();
+    const reply = loginPeer(store, login, Date.now() + this.clockOffsetDays * 86_400_000);
+    if (reply.status === 200) this.save(store);
+    return reply;
+  }
+
   private save(store: NetbirdStore): void {
     writeNetbirdStore(this.storeDir(), store);
   }
@@ -175,14 +187,11 @@ export class NetbirdDouble {
       if (!store.proxyTokens.includes(bearer.slice(7))) return { status: 401, body: { message: "invalid token", code: 16 } };
       return { status: 200, body: {} };
     }
-    // ManagementService.Login of a new peer with a setup key (server/peer.go
-    // handleSetupKeyAddedPeer: an unknown key → NotFound "couldn't add peer: setup key is
-    // invalid"). Upstream's message is encrypted with the peer's WireGuard key; a stand-in sends
-    // the key in the clear over loopback.
+    // ManagementService.Login (netbirdMesh.ts loginPeer). Upstream's message is encrypted with the
+    // peer's WireGuard key; a stand-in sends the setup key and its public key in the clear over loopback.
     if (method === "POST" && p === "/management.ManagementService/Login") {
-      const setupKey = String((body as Record<string, unknown> | undefined)?.setupKey ?? "");
-      if (!store.setupKeys.some((k) => k.key === setupKey)) return { status: 404, body: { message: "couldn't add peer: setup key is invalid", code: 5 } };
-      return { status: 200, body: {} };
+      const login = (body ?? {}) as Record<string, unknown>;
+      return this.login({ setupKey: String(login.setupKey ?? ""), publicKey: String(login.publicKey ?? ""), hostname: String(login.hostname ?? "") });
     }
     // `Authorization: Bearer <JWT>` from the embedded IdP (Dex) after a person's SSO login. The
     // double takes `Bearer sso:<user id>` for such a token (no Dex here, nothing is signed) and
@@ -276,20 +285,11 @@ export class NetbirdDouble {
       this.save(store);
       return { status: 200, body: { id: randomUUID(), name: b.name, revoked: false, plain_token: token } };
     }
-    // POST /api/setup-keys (handlers/setup_keys/setupkeys_handler.go createSetupKey, in its order:
-    // name required, type reusable|one-off, a one-off key's usage_limit at most 1, expires_in not
-    // negative, each 422; auto_groups and expires_in default to [] and 0). The plain key only here.
-    if (method === "POST" && p === "/api/setup-keys") {
-      if (typeof b.name !== "string" || b.name === "") return { status: 422, body: { message: "setup key name shouldn't be empty", code: 422 } };
-      if (b.type !== "reusable" && b.type !== "one-off") return { status: 422, body: { message: `unknown setup key type ${String(b.type ?? "")}`, code: 422 } };
-      if (b.type === "one-off" && Number(b.usage_limit ?? 0) > 1)
-        return { status: 422, body: { message: `usage_limit ${String(b.usage_limit)} is not valid for a one-off setup key, which can be used once; use type reusable for a key that can be used more than once`, code: 422 } };
-      const expiresIn = Number(b.expires_in ?? 0);
-      if (expiresIn < 0) return { status: 422, body: { message: "expiresin can not be in the past", code: 422 } };
-      const key = randomUUID().toUpperCase();
-      store.setupKeys.push({ name: b.name, key, type: b.type, expires_in: expiresIn });
-      this.save(store);
-      return { status: 200, body: { id: randomUUID(), name: b.name, type: b.type, key, valid: true, auto_groups: Array.isArray(b.auto_groups) ? b.auto_groups : [] } };
+    // Peers, groups, policies and setup keys (netbirdMesh.ts).
+    const mesh = routeMesh(store, method, p, b, now);
+    if (mesh) {
+      if (mesh.changed) this.save(store);
+      return mesh.reply;
     }
     // /api/identity-providers (handlers/idp/idp_handler.go): the secret is never returned.
     const view = ({ client_secret: _hidden, ...idp }: NetbirdStore["identityProviders"][number]) => idp;
@@ -357,6 +357,7 @@ export class NetbirdDouble {
       // setup's UserAuth, which carries no domain: an account with an empty domain, not the
       // private primary account a first SSO login makes (upstream PR #6416, not in v0.77.1).
       this.accounts().getOrCreateAccountByUser(owner.user_id, "");
+      addAllGroupAndDefaultPolicy(store);
       const token = `nbp_${base62(36)}`;
       // The setup PAT's name: instance/setup_service.go setupPATTokenName.
       store.pats.push({ token, user_id: owner.user_id, expires_days: days, created_ms: Date.now() + this.clockOffsetDays * 86_400_000, id: randomUUID(), name: "setup-token" });

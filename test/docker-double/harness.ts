@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { entriesFor } from "../../components/secrets/catalog";
 import { renderEnv, renderSecretsEnv, type SecretValues, type VpsSettings } from "../../components/secrets/render";
 import { readNetbirdStore, writeNetbirdStore } from "./apis";
+import { issuedSetupKey } from "./netbirdMesh";
 import { DockerDouble } from "./server";
 
 export const repoRoot = path.resolve(__dirname, "../..");
@@ -122,7 +123,7 @@ export abstract class BifrostHost {
     fs.mkdirSync(dir, { recursive: true });
     const store = readNetbirdStore(dir);
     if (token && !store.proxyTokens.includes(token)) store.proxyTokens.push(token);
-    if (key && !store.setupKeys.some((k) => k.key === key)) store.setupKeys.push({ name: "issued-by-the-operator", key, type: "reusable", expires_in: 0 });
+    if (key && !store.setupKeys.some((k) => k.key === key)) store.setupKeys.push(issuedSetupKey("issued-by-the-operator", key));
     writeNetbirdStore(dir, store);
   }
 

@@ -9,12 +9,12 @@
  * container only when its resolved configuration changed. Bind-mounted files are part of the
  * configuration only by path, as in Compose: changing their content recreates nothing.
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
-import { NetbirdDouble, type Containers, type NetbirdStore } from "./apis";
+import { NetbirdDouble, type Containers } from "./apis";
 import { AuthentikDouble, emptyAuthentikDb, type AuthentikDb, type AuthentikStore, type DiscoveryTimeline, type StoredToken } from "./authentik";
 
 export interface DoubleConfig {
@@ -103,6 +103,8 @@ export class DockerDouble {
   private server?: net.Server;
   /** The container whose `ak` command is running, else the worker (its discovery): who made an Authentik event. */
   private authentikActor = "authentik-worker";
+  /** What netbird-agent's `netbird up` read as its setup key when the container last started. */
+  private agentSetupKey?: { key: string } | { error: string };
   private discovering = false;
 
   /** NetBird's and Authentik's HTTP APIs, answering while their containers are healthy. */
@@ -361,23 +363,56 @@ export class DockerDouble {
     return "healthy";
   }
 
-  /**
-   * netbird-proxy and netbird-agent authenticate to management with what NetBird issued: a
-   * proxy token it stores (internals/shared/grpc/proxy_auth.go doValidateProxyToken: "invalid
-   * token") and a setup key it stores (server/peer.go handleSetupKeyAddedPeer: "setup key is
-   * invalid"). Anything else keeps them unhealthy, as the real engine's stand-ins showed.
-   */
   /** A container's process (re)started: what a server decides once at its start is decided now. */
   private started(service: string): void {
     if (service === "netbird-server") this.netbird.serverStarted();
+    if (service === "netbird-agent") this.agentSetupKey = this.agentSetupKeyAtStart();
   }
 
+  /**
+   * The agent's setup key as its entrypoint's `netbird up` reads it, once, at the container's
+   * start (client/netbird-entrypoint.sh connect; client/cmd/root.go getSetupKey: NB_SETUP_KEY,
+   * else the file NB_SETUP_KEY_FILE names, trimmed; a file it cannot read fails `up`).
+   */
+  private agentSetupKeyAtStart(): { key: string } | { error: string } {
+    const c = this.containers.get("netbird-agent")!;
+    const { NB_SETUP_KEY: key, NB_SETUP_KEY_FILE: file } = c.config.environment;
+    if (key || !file) return { key: key ?? "" };
+    const mount = c.config.volumes.map((v) => v.split(":")).find(([, target]) => file.startsWith(`${target}/`));
+    const host = mount ? path.join(path.resolve(c.cwd, mount[0]), file.slice(mount[1].length + 1)) : undefined;
+    if (!host || !fs.existsSync(host)) return { error: `failed to read setup key file: open ${file}: no such file or directory` };
+    return { key: fs.readFileSync(host, "utf8").trim() };
+  }
+
+  /** The WireGuard key the agent made on first start and keeps in its state directory. */
+  private agentPublicKey(c: Container): string {
+    const dir = this.containerHostPath(c, "/var/lib/netbird");
+    const file = path.join(dir, "double-wireguard-public-key");
+    if (!fs.existsSync(file)) fs.writeFileSync(file, randomBytes(32).toString("base64"));
+    return fs.readFileSync(file, "utf8");
+  }
+
+  private containerHostPath(c: Container, target: string): string {
+    const mount = c.config.volumes.map((v) => v.split(":")).find(([, t]) => t === target);
+    if (!mount) throw new Failure(`docker double: ${c.service} has no ${target} mount`);
+    return path.resolve(c.cwd, mount[0]);
+  }
+
+  /**
+   * netbird-proxy authenticates to management with a proxy token NetBird stores
+   * (internals/shared/grpc/proxy_auth.go doValidateProxyToken: "invalid token"); netbird-agent
+   * logs in as a peer (netbirdMesh.ts loginPeer: a known WireGuard key, else a valid setup key).
+   * A refusal keeps them unhealthy, as the real engine's stand-ins showed.
+   */
   private netbirdCredentialRefused(c: Container): string | undefined {
-    const credential = netbirdCredentials[c.service];
-    if (!credential) return undefined;
+    if (c.service !== "netbird-proxy" && c.service !== "netbird-agent") return undefined;
     const server = this.containers.get("netbird-server");
     if (!server || !server.running) return "management unreachable";
-    return credential.issued(this.netbird.store()).includes(c.config.environment[credential.variable] ?? "") ? undefined : credential.refusal;
+    if (c.service === "netbird-proxy") return this.netbird.store().proxyTokens.includes(c.config.environment.NB_PROXY_TOKEN ?? "") ? undefined : "management refused the proxy: invalid token";
+    const key = this.agentSetupKey ?? this.agentSetupKeyAtStart();
+    if ("error" in key) return key.error;
+    const reply = this.netbird.login({ setupKey: key.key, publicKey: this.agentPublicKey(c), hostname: c.config.environment.NB_HOSTNAME ?? "" });
+    return reply.status === 200 ? undefined : String((reply.body as { message: string }).message);
   }
 
   private setDbPassword(dataDir: string, password: string | undefined): void {
@@ -458,6 +493,17 @@ export class DockerDouble {
     throw new Failure(`docker double: unsupported: docker exec -i ${name} ${command.join(" ")}`, 127);
   }
 
+  /**
+   * `netbird status --json` (client/status/status.go OutputOverview): the peer's address as
+   * netbirdIp, with its prefix length, and its WireGuard public key; a daemon that never logged
+   * in has no address yet.
+   */
+  private agentStatus(c: Container, out: { stdout: string }): void {
+    const publicKey = this.agentPublicKey(c);
+    const peer = this.netbird.store().peers.find((p) => p.public_key === publicKey);
+    out.stdout += `${JSON.stringify({ netbirdIp: peer ? `${peer.ip}/16` : "", publicKey, fqdn: peer ? `${peer.dns_label}.netbird.selfhosted` : "" })}\n`;
+  }
+
   /** `docker exec CONTAINER ak apply_blueprint FILE` (see AuthentikDouble.applyBlueprint) and `ak shell -c CODE`. */
   private execWithoutStdin(args: string[], out: { stdout: string; stderr: string }): void {
     const [name, ...command] = args;
@@ -467,6 +513,7 @@ export class DockerDouble {
     this.authentikActor = name;
     try {
       if (name === "authentik-server" && command[0] === "ak" && command[1] === "shell" && command[2] === "-c" && command.length === 4) return this.akShell(c, command[3], out);
+      if (name === "netbird-agent" && command.join(" ") === "netbird status --json") return this.agentStatus(c, out);
       if (!name.startsWith("authentik-") || command[0] !== "ak" || command[1] !== "apply_blueprint" || command.length !== 3)
         throw new Failure(`docker double: unsupported: docker exec ${args.join(" ")}`, 127);
       const mount = c.config.volumes.map((v) => v.split(":")).find(([, target]) => command[2].startsWith(`${target}/`));
@@ -563,12 +610,6 @@ export class DockerDouble {
     this.events.push({ kind: "role-password", service: "authentik-postgres" });
   }
 }
-
-/** What netbird-proxy and netbird-agent present to management, and how management refuses a value it never issued. */
-const netbirdCredentials: Record<string, { variable: string; issued: (store: NetbirdStore) => string[]; refusal: string }> = {
-  "netbird-proxy": { variable: "NB_PROXY_TOKEN", issued: (store) => store.proxyTokens, refusal: "management refused the proxy: invalid token" },
-  "netbird-agent": { variable: "NB_SETUP_KEY", issued: (store) => store.setupKeys.map((k) => k.key), refusal: "couldn't add peer: setup key is invalid" },
-};
 
 const containerId = (name: string) => createHash("sha256").update(name).digest("hex").slice(0, 12);
 

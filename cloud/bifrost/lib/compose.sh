@@ -3,18 +3,18 @@
 # health, and showing why one did not become healthy.
 
 # Compose interpolates from the process environment before the env files (compose-go
-# WithDotEnv; conformance: test/conformance/compose.test.ts), which is how a proxy token or
-# setup key minted into the state file reaches its container when SOPS has none. Every call
-# passes the same values, so Compose sees the same configuration every time.
+# WithDotEnv; conformance: test/conformance/compose.test.ts), which is how a proxy token
+# minted into the state file reaches its container when SOPS has none. Every call passes the
+# same value, so Compose sees the same configuration every time.
 compose() {
   local -
   set +x
   NB_PROXY_TOKEN=$(effective_token NB_PROXY_TOKEN .netbird.proxy_token) \
-    NB_BIFROST_SETUP_KEY=$(effective_token NB_BIFROST_SETUP_KEY .netbird.setup_key) \
     docker compose --env-file .env --env-file .secrets.env "$@"
 }
 
 
+# UNHEALTHY_HINT, when a step sets it, says what to do about a service that stays unhealthy.
 report_unhealthy() { # services of the failed step
   local service status kept failing=()
   for service in "$@"; do
@@ -26,7 +26,7 @@ report_unhealthy() { # services of the failed step
     kept=$({ compose logs --no-color --tail "$LOG_TAIL_LINES" "$service" 2>&1 || true; } | keep_output "$service")
     printf '[bootstrap] last %d log lines of %s: %s\n' "$LOG_TAIL_LINES" "$service" "$kept" >&2
   done
-  die "${failing[*]} did not become healthy within ${WAIT_TIMEOUT}s"
+  die "${failing[*]} did not become healthy within ${WAIT_TIMEOUT}s${UNHEALTHY_HINT:+: $UNHEALTHY_HINT}"
 }
 
 start_services() { # services, started together and waited for by Compose

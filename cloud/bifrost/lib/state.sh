@@ -72,6 +72,14 @@ state_set() { # $1: jq path, $2: value (a string)
   exec {lock_fd}>&-
 }
 
+state_delete() { # $1: jq path
+  local lock_fd
+  exec {lock_fd}>"$STATE_FILE.lock"
+  flock "$lock_fd"
+  [[ ! -f $STATE_FILE ]] || write_atomically "$STATE_FILE" 0600 "$(jq "del($1)" "$STATE_FILE")"$'\n'
+  exec {lock_fd}>&-
+}
+
 # A token from SOPS wins; else the one minted earlier into the state file; else nothing.
 effective_token() { # $1: catalog key, $2: state path
   local -

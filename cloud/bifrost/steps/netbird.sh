@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Sourced by bootstrap.sh: the steps of NetBird in bootstrap.graph (netbird-store-key,
-# netbird-config, netbird-server, netbird-dashboard, netbird-setup, netbird-tokens, netbird-idp,
-# netbird-proxy, netbird-agent).
+# netbird-config, netbird-server, netbird-dashboard, netbird-setup, netbird-account,
+# netbird-tokens, netbird-idp, netbird-proxy, netbird-groups, netbird-agent, netbird-policies).
 
 step_netbird_store_key() {
   local -
@@ -143,38 +143,23 @@ revoke_replaced_pats() {
   ((revoked == 0)) || STEP_NOTE+=", ${revoked} replaced PAT(s) revoked"
 }
 
-# A proxy token and a reusable setup key for the edge's own services, minted through NetBird's
-# API when SOPS has none (reverseproxy/proxytoken/handler.go; setup_keys/setupkeys_handler.go:
-# expires_in 0 = never). A SOPS value always wins; a minted one is kept in the state file.
+# A proxy token for netbird-proxy, minted through NetBird's API when SOPS has none
+# (reverseproxy/proxytoken/handler.go). A SOPS value always wins; a minted one is kept in the
+# state file.
 step_netbird_tokens() {
   local -
   set +x
-  local notes=()
   if has_value NB_PROXY_TOKEN; then
-    notes+=("proxy token from SOPS")
+    STEP_NOTE="proxy token from SOPS"
   elif [[ -n $(state_get .netbird.proxy_token) ]]; then
-    notes+=("proxy token minted before")
+    STEP_NOTE="proxy token minted before"
   else
     mint_once proxy-token .plain_token POST "$NETBIRD_API/api/reverse-proxies/proxy-tokens" "$(netbird_pat)" \
       '{"name": "bifrost-proxy", "expires_in": 0}' || die "minting a proxy token through NetBird's API failed"
     state_set .netbird.proxy_token "$MINTED"
-    notes+=("proxy token minted")
+    STEP_NOTE="proxy token minted"
   fi
   forget_minted proxy-token
-  if has_value NB_BIFROST_SETUP_KEY; then
-    notes+=("setup key from SOPS")
-  elif [[ -n $(state_get .netbird.setup_key) ]]; then
-    notes+=("setup key minted before")
-  else
-    mint_once setup-key .key POST "$NETBIRD_API/api/setup-keys" "$(netbird_pat)" \
-      '{"name": "bifrost", "type": "reusable", "expires_in": 0, "auto_groups": [], "usage_limit": 0, "ephemeral": false}' ||
-      die "minting a setup key through NetBird's API failed"
-    state_set .netbird.setup_key "$MINTED"
-    notes+=("setup key minted")
-  fi
-  forget_minted setup-key
-  STEP_NOTE=$(IFS=,; printf '%s' "${notes[*]}")
-  STEP_NOTE=${STEP_NOTE//,/, }
 }
 
 # Authentik as an upstream identity provider of NetBird's embedded IdP, update-or-create by
@@ -210,7 +195,6 @@ step_netbird_idp() {
 
 step_netbird_dashboard() { start_services netbird-dashboard; }
 step_netbird_proxy() { start_services netbird-proxy; }
-step_netbird_agent() { start_services netbird-agent; }
 
 step_netbird_server() {
   if [[ -e $NETBIRD_RESTART_PENDING ]] && [[ -n $(compose ps --all --quiet netbird-server) ]]; then
@@ -284,4 +268,83 @@ set_user_approval() { # $1: account id, $2: the account as read → APPROVAL_NOT
   body=$(jq -c --argjson want "$want" '{settings: (.settings | .extra = ((.extra // {}) + {user_approval_required: $want}))}' <<<"$2")
   api PUT "$NETBIRD_API/api/accounts/$1" "$(netbird_pat)" "$body" >/dev/null || die "setting NetBird's user approval failed"
   APPROVAL_NOTE="user approval turned $([[ $want == true ]] && echo on || echo off)"
+}
+
+# --- the edge's place in the mesh (lib/mesh.sh) ---------------------------------------------
+
+step_netbird_groups() {
+  local groups name made=()
+  groups=$(netbird_groups)
+  for name in "$EDGE_GROUP" "$UPSTREAMS_GROUP" "$MESH_GROUP"; do
+    [[ -z $(group_id "$name" "$groups") ]] || continue
+    # groups_handler.go createGroup: an API group's name is unique (group.go validateNewGroup).
+    api POST "$NETBIRD_API/api/groups" "$(netbird_pat)" "$(jq -nc --arg name "$name" '{name: $name, peers: []}')" >/dev/null ||
+      die "creating the NetBird group $name failed"
+    made+=("$name")
+  done
+  if ((${#made[@]} > 0)); then STEP_NOTE="made ${made[*]}"; else STEP_NOTE="unchanged"; fi
+}
+
+# The agent enrols once, with a key made for that one enrolment: one-off, expiring in a day, its
+# peer put into bifrost-edge (setupkeys_handler.go createSetupKey; server/peer.go AddPeer applies
+# the key's auto-groups). The key reaches the container through a file it reads once at start
+# (docker-compose.yml NB_SETUP_KEY_FILE); once the agent is healthy (connected) the file is
+# emptied and the key deleted from NetBird. Enrolled (the state file says so, or the agent is
+# healthy), it logs in with its WireGuard key, kept on the data root (netbird-agent/): a rerun
+# or a new server on the kept volume makes no key.
+readonly AGENT_KEY_DAYS=1 # the API's shortest expiry (openapi.yml CreateSetupKeyRequest.expires_in: minimum 86400)
+
+step_netbird_agent() {
+  local -
+  set +x
+  local key_file="$DATA/netbird-agent/setup-key" health groups id
+  mkdir -p "${key_file%/*}"
+  [[ -f $key_file ]] || write_atomically "$key_file" 0600 ""
+  health=$(docker inspect --format '{{.State.Health.Status}}' netbird-agent 2>/dev/null) || health=missing
+  # .netbird.setup_key: an edge enrolled before the edge had a group (delete_reusable_setup_key).
+  if [[ $health == healthy || -n $(state_get .netbird.edge_enrolled) || -n $(state_get .netbird.setup_key) ]]; then
+    UNHEALTHY_HINT="netbird-agent was enrolled before and logs in with its WireGuard key in $DATA/netbird-agent;"
+    UNHEALTHY_HINT+=" if that key was lost, delete .netbird.edge_enrolled from $STATE_FILE and run 'just core hetzner up' again to enrol it anew"
+    start_services netbird-agent
+    STEP_NOTE="enrolled before"
+  elif has_value NB_BIFROST_SETUP_KEY; then
+    write_atomically "$key_file" 0600 "${CONF[NB_BIFROST_SETUP_KEY]}"
+    start_services netbird-agent
+    STEP_NOTE="enrolled with the setup key from SOPS"
+  else
+    groups=$(netbird_groups)
+    id=$(group_id "$EDGE_GROUP" "$groups")
+    [[ -n $id ]] || die "NetBird has no group $EDGE_GROUP (made by the netbird-groups step)"
+    mint_once "$AGENT_KEY_RECORD" .key POST "$NETBIRD_API/api/setup-keys" "$(netbird_pat)" \
+      "$(GROUP=$id DAYS=$AGENT_KEY_DAYS jq -nc '{name: "bifrost-edge-enrolment", type: "one-off", usage_limit: 1,
+        expires_in: ((env.DAYS | tonumber) * 86400), auto_groups: [env.GROUP], ephemeral: false}')" ||
+      die "making a setup key through NetBird's API failed"
+    write_atomically "$key_file" 0600 "$MINTED"
+    start_services netbird-agent
+    STEP_NOTE="enrolled with a one-off setup key, deleted after use"
+  fi
+  [[ -n $(state_get .netbird.edge_enrolled) ]] || state_set .netbird.edge_enrolled "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  finish_enrolment "$key_file"
+  delete_reusable_setup_key
+}
+
+step_netbird_policies() {
+  local status edge_ip peers groups edge_peer upstreams notes=() NOTE
+  status=$(docker exec netbird-agent netbird status --json) || die "netbird-agent did not tell its address (netbird status --json)"
+  edge_ip=$(jq -r '.netbirdIp | split("/") | first' <<<"$status")
+  peers=$(api GET "$NETBIRD_API/api/peers" "$(netbird_pat)") || die "listing NetBird's peers failed"
+  edge_peer=$(jq -r --arg ip "$edge_ip" 'map(select(.ip == $ip)) | first | .id // empty' <<<"$peers")
+  [[ -n $edge_peer ]] || die "NetBird lists no peer at the edge's address; is netbird-agent connected?"
+  groups=$(netbird_groups)
+  set_group_peers "$EDGE_GROUP" "[\"$edge_peer\"]" "$groups"
+  upstreams=$(resolve_upstreams "$peers")
+  set_group_peers "$UPSTREAMS_GROUP" "$(jq -c '[.resolved[].peer] | unique' <<<"$upstreams")" "$groups"
+  edge_policy "$groups" "$(jq -c '[.resolved[].port] | unique' <<<"$upstreams")"
+  notes+=("$NOTE")
+  jq -e '.unresolved == []' <<<"$upstreams" >/dev/null ||
+    notes+=("warning: no NetBird peer yet for $(jq -r '.unresolved | join(", ")' <<<"$upstreams") (run up again once it has joined)")
+  replace_default_policy "$edge_peer" "$peers" "$groups"
+  notes+=("$NOTE")
+  STEP_NOTE=$(printf '%s, ' "${notes[@]}")
+  STEP_NOTE=${STEP_NOTE%, }
 }

@@ -66,9 +66,9 @@ describe("bootstrap.graph", () => {
   });
 
   it("lets proxy and agent start without waiting for the IdP registration", () => {
-    for (const step of ["netbird-proxy", "netbird-agent"]) {
+    for (const [step, credential] of [["netbird-proxy", "netbird-tokens"], ["netbird-agent", "netbird-groups"]]) {
       const before = ancestors(step);
-      expect(before.has("netbird-tokens"), step).toBe(true);
+      expect(before.has(credential), step).toBe(true);
       expect(before.has("netbird-idp"), step).toBe(false);
       expect(before.has("authentik-blueprint"), step).toBe(false);
     }

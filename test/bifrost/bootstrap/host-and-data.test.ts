@@ -137,7 +137,7 @@ describe("keyed fingerprints (lib/state.sh hmac_sha256)", () => {
   });
 
   it("never put the key on a process's command line (ps shows every argument to every user)", () => {
-    for (const file of ["lib/state.sh", "lib/env.sh", "lib/http.sh", "lib/compose.sh", "steps/host.sh", "steps/netbird.sh", "steps/authentik.sh", "bootstrap.sh"]) {
+    for (const file of ["lib/state.sh", "lib/env.sh", "lib/http.sh", "lib/compose.sh", "lib/mesh.sh", "steps/host.sh", "steps/netbird.sh", "steps/authentik.sh", "bootstrap.sh"]) {
       const code = fs.readFileSync(path.join(__dirname, "../../../cloud/bifrost", file), "utf8").replace(/^\s*#.*$/gm, "");
       expect(code, file).not.toMatch(/-hmac\b/);
       expect(code, file).not.toMatch(/macopt/);

@@ -74,7 +74,7 @@ describe("bootstrap.sh converges from any interruption", () => {
     for (let k = 1; k <= calls; k++) {
       await convergesAfter(secrets, state, (b) => b.double.configure({ killAtCall: k }), `killed at call ${k}`);
     }
-  }, 120_000);
+  }, 300_000);
 
   it("killed at every docker call k while the proxy token and setup key are minted through NetBird, then re-run", async () => {
     const sopsWithoutTokens = canarySecrets();
@@ -82,7 +82,7 @@ describe("bootstrap.sh converges from any interruption", () => {
     for (let k = 1; k <= calls; k++) {
       await convergesAfter(sopsWithoutTokens, state, (b) => b.double.configure({ killAtCall: k }), `minting, killed at call ${k}`);
     }
-  }, 120_000);
+  }, 300_000);
 
   it("an interruption while NetBird's one-time /api/setup answer is in flight loses nothing: the call ends in its own session, the next run takes its answer", async () => {
     const b = await new Bifrost({ secrets }).start();
@@ -109,5 +109,5 @@ describe("bootstrap.sh converges from any interruption", () => {
     for (const service of composeServices) {
       await convergesAfter(secrets, state, (b) => b.double.configure({ unhealthy: [service] }), `${service} unhealthy`);
     }
-  }, 120_000);
+  }, 300_000);
 });

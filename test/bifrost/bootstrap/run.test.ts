@@ -114,23 +114,20 @@ describe("bootstrap.sh in the docker double", () => {
     for (const value of [state.netbird.pat]) expect(r.stdout + r.stderr).not.toContain(value);
   });
 
-  it("mints a proxy token and a setup key through NetBird when SOPS has none, and keeps them", async () => {
+  it("mints a proxy token through NetBird when SOPS has none, and keeps it", async () => {
     const b = await bifrost();
     const r = await b.run();
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain("step netbird-tokens: ok, proxy token minted, setup key minted");
-    const { proxy_token, setup_key } = b.state().netbird;
+    expect(r.stdout).toContain("step netbird-tokens: ok, proxy token minted");
+    const { proxy_token } = b.state().netbird;
     expect(proxy_token).toMatch(/^nbx_[A-Za-z0-9]{36}$/);
-    expect(b.double.netbird.store().setupKeys).toEqual([expect.objectContaining({ key: setup_key, type: "reusable", expires_in: 0 })]);
-    // They reach their containers through Compose's environment, never through a file of Pulumi's.
+    // It reaches its container through Compose's environment, never through a file of Pulumi's.
     expect(b.double.containers.get("netbird-proxy")?.config.environment.NB_PROXY_TOKEN).toBe(proxy_token);
-    expect(b.double.containers.get("netbird-agent")?.config.environment.NB_SETUP_KEY).toBe(setup_key);
     expect(b.read(".secrets.env")).not.toContain(proxy_token);
     expect(r.stdout + r.stderr).not.toContain(proxy_token);
-    expect(r.stdout + r.stderr).not.toContain(setup_key);
     const events = b.double.events.length;
     const again = await b.run();
-    expect(again.stdout).toContain("step netbird-tokens: ok, proxy token minted before, setup key minted before");
+    expect(again.stdout).toContain("step netbird-tokens: ok, proxy token minted before");
     expect(b.double.netbird.store().proxyTokens).toHaveLength(1);
     expect(b.double.events.slice(events).filter((e) => ["create", "recreate", "restart"].includes(e.kind))).toEqual([]);
   });

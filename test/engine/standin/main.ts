@@ -17,6 +17,7 @@
  * exactly what the container's volumes survive. Each image states its start-up cost in
  * STANDIN_START_MS (ENV in images.ts): milliseconds before the program serves.
  */
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as net from "node:net";
@@ -231,38 +232,67 @@ async function netbirdProxy(): Promise<void> {
   }
 }
 
-// --- netbird agent (v0.77.1: the daemon logs in with NB_SETUP_KEY and answers the CLI on
-// unix:///var/run/netbird.sock; `netbird status --check ready` asks it) --------------------
+// --- netbird agent (v0.77.1: the entrypoint starts the daemon and runs `netbird up` once,
+// which reads the setup key from NB_SETUP_KEY, else from the file NB_SETUP_KEY_FILE names —
+// client/netbird-entrypoint.sh; client/cmd/root.go getSetupKey, a file it cannot read fails
+// `up`, and the entrypoint's `set -e` ends the container. The daemon logs in with its
+// WireGuard key, kept in its state directory, and the setup key, and answers the CLI on
+// unix:///var/run/netbird.sock: `netbird status --check ready`, and `--json` with netbirdIp
+// and publicKey (client/status/status.go OutputOverview)). ---------------------------------
 
 const daemonSocket = "/var/run/netbird.sock";
 
 async function netbirdAgent(args: string[]): Promise<void> {
   if (args[0] === "status") {
-    const state = await new Promise<string>((resolve) => {
+    const answer = await new Promise<string>((resolve) => {
       const s = net.connect(daemonSocket);
-      let answer = "";
-      s.on("data", (d) => (answer += d));
-      s.on("end", () => resolve(answer));
-      s.on("error", () => resolve("daemon not running"));
+      let text = "";
+      s.on("data", (d) => (text += d));
+      s.on("end", () => resolve(text));
+      s.on("error", () => resolve(JSON.stringify({ state: "daemon not running" })));
     });
-    if (state !== "ready") fail(`netbird daemon: ${state}`);
+    const status = JSON.parse(answer) as { state: string; ip: string; publicKey: string };
+    if (args.includes("--json")) {
+      process.stdout.write(`${JSON.stringify({ netbirdIp: status.ip ? `${status.ip}/16` : "", publicKey: status.publicKey })}\n`);
+      process.exit(0);
+    }
+    if (status.state !== "ready") fail(`netbird daemon: ${status.state}`);
     process.exit(0);
   }
   await sleep(startMs);
-  let state = "connecting";
+  let setupKey = process.env.NB_SETUP_KEY ?? "";
+  const keyFile = process.env.NB_SETUP_KEY_FILE;
+  if (!setupKey && keyFile) {
+    try {
+      setupKey = fs.readFileSync(keyFile, "utf8").trim();
+    } catch (e) {
+      fail(`failed to read setup key file: ${(e as Error).message}`);
+    }
+  }
+  const keyPath = "/var/lib/netbird/standin-wireguard-public-key";
+  if (!fs.existsSync(keyPath)) fs.writeFileSync(keyPath, crypto.randomBytes(32).toString("base64"), { mode: 0o600 });
+  const publicKey = fs.readFileSync(keyPath, "utf8");
+  const status = { state: "connecting", ip: "", publicKey };
   fs.rmSync(daemonSocket, { force: true });
-  net.createServer((s) => s.end(state)).listen(daemonSocket);
+  net.createServer((s) => s.end(JSON.stringify(status))).listen(daemonSocket);
   // The management URL is https://netbird.<domain>; the agent shares the host's network, where
   // netbird-server's loopback port stands in for it (no DNS or certificate here).
   const login = process.env.STANDIN_MANAGEMENT_LOGIN ?? "http://127.0.0.1:8081/management.ManagementService/Login";
   for (;;) {
     try {
-      const response = await fetch(login, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ setupKey: process.env.NB_SETUP_KEY ?? "" }), signal: AbortSignal.timeout(3000) });
-      state = response.ok ? "ready" : `login refused: ${response.status}`;
+      const response = await fetch(login, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ setupKey, publicKey, hostname: process.env.NB_HOSTNAME ?? "" }),
+        signal: AbortSignal.timeout(3000),
+      });
+      const answer = (await response.json()) as { ip?: string };
+      status.state = response.ok ? "ready" : `login refused: ${response.status}`;
+      status.ip = answer.ip ?? "";
     } catch (e) {
-      state = `management unreachable: ${(e as Error).message}`;
+      status.state = `management unreachable: ${(e as Error).message}`;
     }
-    await sleep(state === "ready" ? 5000 : 1000);
+    await sleep(status.state === "ready" ? 5000 : 1000);
   }
 }
 
