@@ -2,6 +2,10 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 set positional-arguments
 
+# First run: age key, its recipient in .sops.yaml, the encrypted secrets file with every key made or asked for (hidden), git hooks
+init stack="hetzner":
+    @bash scripts/init.sh "$1"
+
 # Run Pulumi for one stack under the decrypted SOPS environment: just core hetzner up|preview|destroy|refresh
 core stack action *pulumi_args:
     @bash scripts/core.sh "$@"
@@ -25,6 +29,14 @@ secrets +args:
 # Initialise the cluster's OpenBao once; its unseal key and root token go straight into the SOPS file
 openbao-init stack="cluster":
     @bash scripts/openbao-init.sh "$1"
+
+# Name example values left in a stack's config and placeholder recipients in .sops.yaml (no sops needed)
+doctor stack="hetzner":
+    @node_modules/.bin/ts-node --transpile-only scripts/doctor.ts "$1"
+
+# Install the git hooks (.githooks/pre-commit refuses a secrets file without sops metadata)
+hooks:
+    @git config core.hooksPath .githooks && echo "git hooks: .githooks (pre-commit refuses unencrypted secrets)"
 
 # Regenerate the README's catalog table and secrets/bootstrap.sops.yaml.example from the catalog
 docs:

@@ -15,11 +15,10 @@ import { reportFileKeys, sopsFileKeys } from "./lib/sopsFile";
 
 const kinds: Record<string, StackKind> = { hetzner: "hetzner", "hetzner-data": "hetzner-data", cluster: "cluster" };
 
-/** The stack's kind from its config file (core:kind), as index.ts picks the program; else the name is the kind. */
-function kindOf(stack: string): StackKind | undefined {
+/** The stack's kind as its config file says (core:kind), as index.ts picks the program; else the name is the kind. */
+function declaredKind(stack: string): unknown {
   const file = join("stacks", `Pulumi.${stack}.yaml`);
-  const kind = existsSync(file) ? (parse(readFileSync(file, "utf8")) as { config?: Record<string, unknown> } | null)?.config?.["core:kind"] : stack;
-  return typeof kind === "string" ? kinds[kind] : undefined;
+  return existsSync(file) ? (parse(readFileSync(file, "utf8")) as { config?: Record<string, unknown> } | null)?.config?.["core:kind"] : stack;
 }
 
 /** The file's keys are read from the encrypted file itself: sops leaves keys in clear. */
@@ -38,14 +37,31 @@ function fileKeyProblems(file: string): Problem[] {
   }));
 }
 
+/**
+ * scripts/core.sh says (CORE_PASSPHRASE_FROM_SOPS=1) when `up` would take the local backend's
+ * passphrase from the SOPS file: then it is required here as well, not optional.
+ */
+function passphraseProblems(values: Readonly<Record<string, string>>): Problem[] {
+  if (process.env.CORE_PASSPHRASE_FROM_SOPS !== "1" || values[passphraseKey] !== undefined || process.env[passphraseKey] !== undefined) return [];
+  return [{ key: passphraseKey, problem: `required: no Pulumi backend is configured, so \`up\` uses the local one in .pulumi-state/ and reads it from this file; run \`just secrets new ${passphraseKey}\` (README: State backend)` }];
+}
+
+const passphraseKey = "PULUMI_CONFIG_PASSPHRASE";
+
 function main(name: string | undefined, file: string | undefined): number {
-  const stack = name === undefined ? undefined : kindOf(name);
-  if (!stack || file === undefined) {
+  if (name === undefined || file === undefined) {
     console.error(`usage: check-secrets.ts <stack of kind ${Object.keys(kinds).join("|")}> <sops file>`);
     return 2;
   }
+  const kind = declaredKind(name);
+  const stack = typeof kind === "string" ? kinds[kind] : undefined;
+  if (!stack) {
+    // The wording of bundle-render's refusal (scripts/bundle-render.ts).
+    console.error(`  - core:kind: stacks/Pulumi.${name}.yaml is a ${String(kind)} stack; secrets are checked for ${Object.keys(kinds).join(", ")} stacks`);
+    return 2;
+  }
   const { values, problems: envProblems } = checkSecrets(stack, process.env);
-  const problems = [...envProblems, ...fileKeyProblems(file)];
+  const problems = [...envProblems, ...passphraseProblems(values), ...fileKeyProblems(file)];
   for (const p of problems) console.error(`  - ${p.key}: ${p.problem}`);
   const skipped = sopsEntriesFor(stack).filter((e) => e.optional && values[e.key] === undefined);
   for (const e of skipped) console.log(`  - ${e.key}: absent: ${e.optional?.without}`);

@@ -72,27 +72,8 @@ run_under_sops() {
 choose_sops_file() {
   local stack="$1"
   [[ "$stack" != - ]] || return 0
-  sops_file="$(node_modules/.bin/ts-node --transpile-only scripts/secrets-file.ts "$stack")" ||
-    die "stack ${stack}: refused its secrets file (see above)"
+  sops_file="$(stack_sops_file "$stack")" || exit 1
   readonly sops_file
-}
-
-# The backend Pulumi would use, in Pulumi's own order (pulumi/pulumi pkg/workspace/creds.go,
-# GetCurrentCloudURLWithSource): PULUMI_BACKEND_URL, then Pulumi.yaml's backend.url, then the
-# "current" backend `pulumi login` stored in credentials.json (sdk/go/common/workspace/creds.go:
-# under PULUMI_CREDENTIALS_PATH, else PULUMI_HOME, else ~/.pulumi). Prints it, or nothing.
-configured_backend() {
-  # shellcheck disable=SC2016 # JavaScript, not shell.
-  node -e '
-    const fs = require("fs"), path = require("path");
-    if (process.env.PULUMI_BACKEND_URL) { console.log(process.env.PULUMI_BACKEND_URL); process.exit(0); }
-    const project = require("yaml").parse(fs.readFileSync("Pulumi.yaml", "utf8")) ?? {};
-    if (project.backend?.url) { console.log(project.backend.url); process.exit(0); }
-    const dir = process.env.PULUMI_CREDENTIALS_PATH || process.env.PULUMI_HOME || path.join(require("os").homedir(), ".pulumi");
-    let creds = {};
-    try { creds = JSON.parse(fs.readFileSync(path.join(dir, "credentials.json"), "utf8")); } catch {}
-    if (creds.current) console.log(creds.current);
-  '
 }
 
 # No backend configured: Pulumi's local file backend in the project (gitignored), its stack
@@ -105,7 +86,7 @@ choose_backend() {
     log "state backend: ${url%%\?*}"
     return 0
   fi
-  if [[ -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]]; then
+  if passphrase_from_sops "$url"; then
     node_modules/.bin/ts-node --transpile-only scripts/secrets.ts has "$passphrase_key" "$sops_file" ||
       die "no Pulumi backend configured, so the local one in ${local_state_dir}/ is used, and it needs ${passphrase_key} in ${sops_file}: just secrets new ${passphrase_key} (README: State backend)"
   fi
@@ -158,6 +139,9 @@ main() {
     edit-secrets)
       step "edit ${sops_file}" sops "$sops_file" ;;
     check-secrets)
+      local url
+      url="$(configured_backend)" || die "cannot read the configured Pulumi backend"
+      if passphrase_from_sops "$url"; then export CORE_PASSPHRASE_FROM_SOPS=1; else export CORE_PASSPHRASE_FROM_SOPS=0; fi
       step "check secrets for ${stack}" run_under_sops node_modules/.bin/ts-node --transpile-only scripts/check-secrets.ts "$stack" "$sops_file" ;;
     bundle-render)
       [[ $# -eq 1 ]] || die "usage: just bundle-render <stack> DIR"

@@ -27,9 +27,9 @@ usage() {
 
 ts() { node_modules/.bin/ts-node --transpile-only scripts/secrets.ts "$@"; }
 
-check_tools() {
+check_tools() { # $1: "sops" when the command runs sops, else empty
   local tool missing=()
-  for tool in sops node; do
+  for tool in node ${1:+"$1"}; do
     command -v "$tool" >/dev/null || missing+=("$tool")
   done
   [[ ${#missing[@]} -eq 0 ]] || die "not installed: ${missing[*]} (see README: Prerequisites)"
@@ -42,11 +42,9 @@ check_sops() { check_sops_for_set "$sops_file"; }
 choose_sops_file() {
   local stack="$1"
   [[ -f "stacks/Pulumi.${stack}.yaml" ]] || die "no stack config stacks/Pulumi.${stack}.yaml"
-  sops_file="$(ts_file "$stack")" || die "stack ${stack}: refused its secrets file (see above)"
+  sops_file="$(stack_sops_file "$stack")" || exit 1
   log "stack ${stack}: ${sops_file}"
 }
-
-ts_file() { node_modules/.bin/ts-node --transpile-only scripts/secrets-file.ts "$1"; }
 
 # Prints "go" or "confirm"; the catalog's account of what happens goes to stderr.
 plan() { ts plan "$1" "$2" "$sops_file"; }
@@ -99,7 +97,8 @@ list_recipients() {
 main() {
   [[ $# -ge 1 ]] || usage
   cd "$project_root"
-  check_tools
+  # Listing recipients only reads .sops.yaml: it works before sops is installed.
+  if [[ "$1 ${2:-}" == "recipients list" ]]; then check_tools; else check_tools sops; fi
   case "$1" in
     new | rotate)
       [[ $# -eq 2 || $# -eq 3 ]] || usage

@@ -42,6 +42,8 @@ export interface Format {
   /** What the value must look like, as shown to the operator. Never mentions a value. */
   readonly rule: string;
   readonly test: (value: string) => boolean;
+  /** The parts of the rule a value breaks, each named without the value (a rule of several parts). */
+  readonly failed?: (value: string) => readonly string[];
 }
 
 export type Generator =
@@ -94,7 +96,27 @@ const base64Bytes = (value: string): number | undefined => {
 /** GitHub's login through Authentik: AUTHENTIK_GITHUB_SECRET here, its client id in stack config (core:authentikGithubClientId). */
 export const githubSecretKey = "AUTHENTIK_GITHUB_SECRET";
 
-const printableWithoutQuotes = (value: string): boolean => /^[\x20-\x7e]*$/.test(value) && !/["']/.test(value);
+/**
+ * A password the env files carry between quotes: printable ASCII without a quote, a length
+ * range, and for Postgres not shaped like a verifier. `failed` names the parts a value breaks.
+ */
+function passwordFormat(min: number, max?: number, notPostgresHash = false): Format {
+  const parts: readonly { rule: string; broken: (v: string) => boolean }[] = [
+    max === undefined
+      ? { rule: `at least ${min} characters`, broken: (v) => v.length < min }
+      : { rule: `${min} to ${max} characters`, broken: (v) => v.length < min || v.length > max },
+    { rule: "printable ASCII only", broken: (v) => !/^[\x20-\x7e]*$/.test(v) },
+    { rule: "no quote (' or \")", broken: (v) => /["']/.test(v) },
+    ...(notPostgresHash
+      ? [
+          { rule: "not shaped like an MD5 verifier (md5 + 32 hex)", broken: (v: string) => /^md5[0-9a-f]{32}$/.test(v) },
+          { rule: "not shaped like a SCRAM verifier (SCRAM-SHA-256$…)", broken: (v: string) => v.startsWith("SCRAM-SHA-256$") },
+        ]
+      : []),
+  ];
+  const failed = (v: string) => parts.filter((p) => p.broken(v)).map((p) => p.rule);
+  return { rule: parts.map((p) => p.rule).join(", "), test: (v) => failed(v).length === 0, failed };
+}
 
 export const catalog: readonly CatalogEntry[] = [
   {
@@ -141,10 +163,7 @@ export const catalog: readonly CatalogEntry[] = [
     where: [".secrets.env"],
     requiredFor: ["hetzner"],
     source: "sops",
-    format: {
-      rule: "at least 16 printable ASCII characters, no quote",
-      test: (v) => v.length >= 16 && printableWithoutQuotes(v),
-    },
+    format: passwordFormat(16),
     generator: { kind: "random bytes", bytes: 24, encoding: "base64" },
     rotation: { kind: "yes", note: "the bootstrap sets akadmin's password (ak shell)" },
     consumers: ["authentik-server", "authentik-worker"],
@@ -158,10 +177,7 @@ export const catalog: readonly CatalogEntry[] = [
     where: [".secrets.env"],
     requiredFor: ["hetzner"],
     source: "sops",
-    format: {
-      rule: "12 to 72 printable ASCII characters, no quote",
-      test: (v) => v.length >= 12 && v.length <= 72 && printableWithoutQuotes(v),
-    },
+    format: passwordFormat(12, 72),
     generator: { kind: "random bytes", bytes: 24, encoding: "base64" },
     rotation: { kind: "only through", system: "NetBird", note: "`/api/setup` uses it once; change the owner's password in NetBird" },
     consumers: [],
@@ -172,10 +188,7 @@ export const catalog: readonly CatalogEntry[] = [
     where: [".env"],
     requiredFor: ["hetzner"],
     source: "sops",
-    format: {
-      rule: "at least 50 printable ASCII characters, no quote",
-      test: (v) => v.length >= 50 && printableWithoutQuotes(v),
-    },
+    format: passwordFormat(50),
     generator: { kind: "random bytes", bytes: 60, encoding: "base64" },
     rotation: { kind: "with care", note: "sessions end" },
     consumers: ["authentik-server", "authentik-worker"],
@@ -186,12 +199,9 @@ export const catalog: readonly CatalogEntry[] = [
     where: [".env"],
     requiredFor: ["hetzner"],
     source: "sops",
-    format: {
-      // PostgreSQL stores a password that already looks like an MD5 or SCRAM verifier as that
-      // verifier (postgres src/backend/libpq/crypt.c, get_password_type): nobody could log in.
-      rule: "at least 16 printable ASCII characters, no quote, not shaped like a Postgres password hash (md5 + 32 hex, SCRAM-SHA-256$…)",
-      test: (v) => v.length >= 16 && printableWithoutQuotes(v) && !/^md5[0-9a-f]{32}$/.test(v) && !v.startsWith("SCRAM-SHA-256$"),
-    },
+    // PostgreSQL stores a password that already looks like an MD5 or SCRAM verifier as that
+    // verifier (postgres src/backend/libpq/crypt.c, get_password_type): nobody could log in.
+    format: passwordFormat(16, undefined, true),
     generator: { kind: "random bytes", bytes: 36, encoding: "base64" },
     rotation: {
       kind: "with care",

@@ -40,16 +40,21 @@ export function checkSecrets(stack: StackKind, env: Environment): CheckedSecrets
   for (const e of sopsEntriesFor(stack)) {
     const value = env[e.key];
     const optional = e.optional !== undefined;
+    // A key the tooling can make says how (scripts/secrets.sh, from the catalog's generator).
+    const howToMake = e.generator ? `; run \`just secrets new ${e.key}\`` : "";
     if (value === undefined || (optional && value === "")) {
-      if (!optional) problems.push({ key: e.key, problem: "missing from secrets/bootstrap.sops.yaml" });
+      if (!optional) problems.push({ key: e.key, problem: `missing from secrets/bootstrap.sops.yaml${howToMake}` });
       continue;
     }
     const wrong = [
-      value === "" && "empty",
+      value === "" && `empty${howToMake}`,
       /[\r\n]/.test(value) && "contains a newline",
       value.includes("\0") && "contains a NUL byte",
     ].filter((p): p is string => p !== false);
-    if (wrong.length === 0 && e.format && !e.format.test(value)) wrong.push(`wrong format: expected ${e.format.rule}`);
+    if (wrong.length === 0 && e.format && !e.format.test(value)) {
+      const broken = e.format.failed?.(value) ?? [];
+      wrong.push(broken.length > 0 ? `wrong format: breaks ${broken.map((b) => `"${b}"`).join(" and ")} (expected ${e.format.rule})` : `wrong format: expected ${e.format.rule}`);
+    }
     if (wrong.length > 0) problems.push({ key: e.key, problem: wrong.join("; ") });
     else values[e.key] = value;
   }

@@ -62,7 +62,7 @@ export function plan(action: Action, key: string, fileKeys: readonly FileKey[], 
   const present = fileKeys.find((k) => k.key === key)?.hasValue ?? false;
   if (action === "new") {
     if (present) return refuse(`${key} already has a value in ${file}; replace it with: just secrets rotate ${key}`);
-    return { ok: true, entry: e, confirm: false, effects: [`${key} is set in ${file}; the next ${stacksOf(e).map((s) => `just core ${s} up`).join(" / ")} delivers it`] };
+    return { ok: true, entry: e, confirm: false, effects: [`${key} will be set in ${file}; the next ${stacksOf(e).map((s) => `just core ${s} up`).join(" / ")} delivers it`] };
   }
   if (!present) return refuse(`${key} has no value in ${file} yet; make one with: just secrets new ${key}`);
   const r = e.rotation;

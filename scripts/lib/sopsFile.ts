@@ -138,3 +138,19 @@ export function removeRecipient(configText: string, file: string, recipient: str
   const recipients = current.filter((r) => r !== recipient);
   return { ok: true, config: withRecipients(configText, file, recipients), recipients };
 }
+
+/** The recipient .sops.yaml ships with: nobody holds its key. */
+export const placeholderRecipient = /^age1replacewithyouragepublickey/;
+
+/**
+ * `just init`: the rule for `file` gets `recipient` in place of the shipped placeholder;
+ * recipients that are real stay. Unchanged (undefined) when `recipient` is already there.
+ */
+export function claimRecipient(configText: string, file: string, recipient: string): RecipientChange | undefined {
+  const problem = ageRecipientProblem(recipient);
+  if (problem) return { ok: false, refusal: `${recipient} is not an age public key: ${problem}` };
+  const current = recipientsFor(configText, file);
+  if (current.includes(recipient) && !current.some((r) => placeholderRecipient.test(r))) return undefined;
+  const recipients = [...current.filter((r) => !placeholderRecipient.test(r) && r !== recipient), recipient];
+  return { ok: true, config: withRecipients(configText, file, recipients), recipients };
+}

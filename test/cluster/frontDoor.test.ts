@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { projectRoot } from "../../components/stack/paths";
 import { canaryEnv, canaryMarkers, leakedKeys } from "../helpers/canaries";
 import { newRecipient, writeSopsFile } from "../helpers/sopsDouble";
+import { stackFixtures } from "../helpers/stackFixtures";
 
 let root: string;
 beforeAll(() => {
@@ -21,7 +22,7 @@ beforeAll(() => {
   symlinkSync(join(projectRoot, "scripts", "lib"), join(project, "scripts", "lib"));
   // The preview summary runs in TypeScript: the project's code and dependencies, read only.
   for (const link of ["node_modules", "components", "tsconfig.json"]) symlinkSync(join(projectRoot, link), join(project, link));
-  copyFileSync(join(projectRoot, "stacks", "Pulumi.cluster.yaml"), join(project, "stacks", "Pulumi.cluster.yaml"));
+  copyFileSync(join(stackFixtures, "Pulumi.cluster.yaml"), join(project, "stacks", "Pulumi.cluster.yaml"));
   writeFileSync(join(project, "secrets", "bootstrap.sops.yaml"), "sops: {encrypted: true}\n");
   writeFileSync(join(root, "age.key"), "AGE-SECRET-KEY-TEST\n");
   const tool = (name: string, body: string) => {

@@ -12,6 +12,7 @@ import { parse, stringify } from "yaml";
 import { projectRoot } from "../../components/stack/paths";
 import { canary } from "../helpers/canaries";
 import { kubeconfigText } from "../helpers/cluster";
+import { stackFixtures } from "../helpers/stackFixtures";
 
 const unsealKey = canary("OPENBAO_UNSEAL_KEY", "init").value;
 const rootToken = canary("OPENBAO_TOKEN", "init").value;
@@ -55,7 +56,7 @@ beforeEach(() => {
   for (const dir of ["tmp", "project/scripts", "project/stacks", "project/secrets"]) mkdirSync(join(root, dir), { recursive: true });
   for (const script of ["openbao-init.sh", "lib.sh"]) copyFileSync(join(projectRoot, "scripts", script), join(project(), "scripts", script));
   symlinkSync(join(projectRoot, "node_modules"), join(project(), "node_modules"));
-  const stack = parse(readFileSync(join(projectRoot, "stacks", "Pulumi.cluster.yaml"), "utf8"));
+  const stack = parse(readFileSync(join(stackFixtures, "Pulumi.cluster.yaml"), "utf8"));
   stack.config["core:kubeconfig"] = "~/kubeconfig";
   writeFileSync(join(project(), "stacks", "Pulumi.cluster.yaml"), stringify(stack));
   writeFileSync(join(root, "kubeconfig"), kubeconfigText(stack.config["core:kubeContext"], "token-not-under-test"));

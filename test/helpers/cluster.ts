@@ -1,17 +1,17 @@
 /**
- * The cluster stack under test: its config is the shipped example (stacks/Pulumi.cluster.yaml)
+ * The cluster stack under test: its config is a copy of the shipped example (test/fixtures/stacks/Pulumi.cluster.yaml)
  * with the kubeconfig pointed at a temp file, so the example itself is what the suites check.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
-import { projectRoot } from "../../components/stack/paths";
 import { isSecretNode, secretSig } from "./pulumiMocks";
+import { stackFixtures } from "./stackFixtures";
 
-/** stacks/Pulumi.cluster.yaml as PULUMI_CONFIG holds it: structured values as JSON text. */
+/** The cluster stack config as PULUMI_CONFIG holds it: structured values as JSON text. */
 export function exampleClusterConfig(): Record<string, string> {
-  const doc = parse(readFileSync(join(projectRoot, "stacks", "Pulumi.cluster.yaml"), "utf8")) as { config: Record<string, unknown> };
+  const doc = parse(readFileSync(join(stackFixtures, "Pulumi.cluster.yaml"), "utf8")) as { config: Record<string, unknown> };
   return Object.fromEntries(Object.entries(doc.config).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]));
 }
 

@@ -34,9 +34,18 @@ describe("checkSecrets", () => {
     expect(r.values).not.toHaveProperty("HCLOUD_TOKEN");
   });
 
+  it("says how to make a missing or empty key the tooling can generate, and only those", () => {
+    const r = checkSecrets("hetzner", { ...good, NB_RELAY_SECRET: undefined, AUTHENTIK_TOKEN: "", CLOUDFLARE_API_TOKEN: "" });
+    expect(r.problems).toEqual([
+      { key: "CLOUDFLARE_API_TOKEN", problem: "empty" },
+      { key: "AUTHENTIK_TOKEN", problem: "empty; run `just secrets new AUTHENTIK_TOKEN`" },
+      { key: "NB_RELAY_SECRET", problem: "missing from secrets/bootstrap.sops.yaml; run `just secrets new NB_RELAY_SECRET`" },
+    ]);
+  });
+
   it("names each defect on its own: empty, a newline (either kind), a NUL byte, then the format only when those pass", () => {
     const problemOf = (value: string) => checkSecrets("hetzner", { ...good, AUTHENTIK_TOKEN: value }).problems;
-    expect(problemOf("")).toEqual([{ key: "AUTHENTIK_TOKEN", problem: "empty" }]);
+    expect(problemOf("")).toEqual([{ key: "AUTHENTIK_TOKEN", problem: "empty; run `just secrets new AUTHENTIK_TOKEN`" }]);
     expect(problemOf(`${good.AUTHENTIK_TOKEN}\n`)).toEqual([{ key: "AUTHENTIK_TOKEN", problem: "contains a newline" }]);
     expect(problemOf(`${good.AUTHENTIK_TOKEN}\r`)).toEqual([{ key: "AUTHENTIK_TOKEN", problem: "contains a newline" }]);
     expect(problemOf(`${good.AUTHENTIK_TOKEN}\0`)).toEqual([{ key: "AUTHENTIK_TOKEN", problem: "contains a NUL byte" }]);
@@ -197,5 +206,19 @@ describe("catalog helpers", () => {
     expect(blastRadius("HCLOUD_TOKEN")).toEqual([]);
     expect(blastRadius("CLOUDFLARE_API_TOKEN")).toEqual(["traefik"]);
     for (const e of catalog) expect(blastRadius(e.key)).toEqual(composeServices.filter((s) => e.consumers.includes(s)));
+  });
+});
+
+describe("a password rule of several parts says which part a value breaks, never the value", () => {
+  it.each([
+    ["md5" + "0123456789abcdef0123456789abcdef", 'breaks "not shaped like an MD5 verifier (md5 + 32 hex)"'],
+    ["SCRAM-SHA-256$4096:c2FsdA==$a:b", 'breaks "not shaped like a SCRAM verifier (SCRAM-SHA-256$…)"'],
+    ["has'a quote and is long", `breaks "no quote (' or \")"`],
+    ["short'", `breaks "at least 16 characters" and "no quote (' or \")"`],
+  ])("AUTHENTIK_POSTGRESQL_PASSWORD %#", (value, part) => {
+    const r = checkSecrets("hetzner", { ...good, AUTHENTIK_POSTGRESQL_PASSWORD: value });
+    const problem = r.problems.find((p) => p.key === "AUTHENTIK_POSTGRESQL_PASSWORD")!.problem;
+    expect(problem).toContain(`wrong format: ${part} (expected at least 16 characters, printable ASCII only`);
+    expect(problem).not.toContain(value);
   });
 });

@@ -13,9 +13,10 @@ import { parse, stringify } from "yaml";
 import { redacted, redactedSecrets } from "../../scripts/lib/bundleRender";
 import { entriesIn, entriesOnVps } from "../../components/secrets/catalog";
 import { sopsFingerprint } from "../../components/secrets/fingerprint";
-import { bundleDir, projectRoot } from "../../components/stack/paths";
+import { bundleDir } from "../../components/stack/paths";
 import { canaryEnv, canaryMarkers, leakedKeys } from "../helpers/canaries";
 import { ageKeyFile, newRecipient, scratchProject, sopsDoubleDir, writeSopsFile } from "../helpers/sopsDouble";
+import { stackFixtures } from "../helpers/stackFixtures";
 
 const env = canaryEnv("hetzner", "render");
 let root: string;
@@ -38,9 +39,9 @@ function render(stack: string, dir: string) {
 beforeAll(() => {
   root = mkdtempSync(join(tmpdir(), "core-bundle-render-"));
   project = scratchProject(root);
-  copyFileSync(join(projectRoot, "stacks", "Pulumi.cluster.yaml"), join(project, "stacks", "Pulumi.cluster.yaml"));
+  copyFileSync(join(stackFixtures, "Pulumi.cluster.yaml"), join(project, "stacks", "Pulumi.cluster.yaml"));
   // The canary environment has AUTHENTIK_GITHUB_SECRET, so the GitHub login's client id is set too.
-  const hetzner = parse(readFileSync(join(projectRoot, "stacks", "Pulumi.hetzner.yaml"), "utf8"));
+  const hetzner = parse(readFileSync(join(stackFixtures, "Pulumi.hetzner.yaml"), "utf8"));
   hetzner.config["core:authentikGithubClientId"] = "Ov23liExampleExample";
   writeFileSync(join(project, "stacks", "Pulumi.hetzner.yaml"), stringify(hetzner));
   const me = newRecipient();

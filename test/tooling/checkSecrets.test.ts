@@ -4,13 +4,14 @@
  * end through scripts/core.sh under the sops double (test/sops-double/sops).
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { projectRoot } from "../../components/stack/paths";
 import { canaryEnv, canaryMarkers, leakedKeys } from "../helpers/canaries";
 import { ageKeyFile, newRecipient, scratchProject, sopsDoubleDir, writeSopsFile } from "../helpers/sopsDouble";
+import { stackFixtures } from "../helpers/stackFixtures";
 
 let root: string;
 beforeAll(() => {
@@ -88,7 +89,7 @@ describe("just secrets-check end to end (core.sh under the sops double)", () => 
     ageKeyFile(join(root, "age.key"), me);
     const env = canaryEnv("hetzner", "e2e");
     writeSopsFile(join(project, "secrets", "bootstrap.sops.yaml"), { ...env, PROXMOX_PASSWORD: "CANARYproxmoxe2e", HCLOUD_TOKN: "CANARYtypoe2e" }, [me]);
-    spawnSync("cp", [join(projectRoot, "stacks", "Pulumi.hetzner.yaml"), join(project, "stacks")]);
+    spawnSync("cp", [join(stackFixtures, "Pulumi.hetzner.yaml"), join(project, "stacks")]);
     const run = spawnSync("bash", [join(project, "scripts", "core.sh"), "hetzner", "check-secrets"], {
       encoding: "utf8",
       env: { PATH: `${sopsDoubleDir}:${process.env.PATH}`, HOME: root, SOPS_AGE_KEY_FILE: join(root, "age.key") },
@@ -100,5 +101,66 @@ describe("just secrets-check end to end (core.sh under the sops double)", () => 
     expect(run.stdout).toMatch(/hetzner: \d+ secrets valid, 1 problems/);
     expect(run.stderr).toMatch(/\[core\] check secrets for hetzner: failed \(exit 1\) in \d+s/);
     expect(leakedKeys(output, { ...canaryMarkers("hetzner", "e2e"), PROXMOX_PASSWORD: "CANARYproxmoxe2e", HCLOUD_TOKN: "CANARYtypoe2e" })).toEqual([]);
+  });
+});
+
+describe("secrets-check requires the local backend's passphrase exactly when `up` would (issue 18, item 2)", () => {
+  const run = (withPassphrase: boolean, extraEnv: Record<string, string>) => {
+    const dir = mkdtempSync(join(root, "passphrase-"));
+    const project = scratchProject(dir);
+    const me = newRecipient();
+    ageKeyFile(join(dir, "age.key"), me);
+    const env = canaryEnv("hetzner", "pass");
+    if (!withPassphrase) delete env.PULUMI_CONFIG_PASSPHRASE;
+    writeSopsFile(join(project, "secrets", "bootstrap.sops.yaml"), env, [me]);
+    spawnSync("cp", [join(stackFixtures, "Pulumi.hetzner.yaml"), join(project, "stacks")]);
+    return spawnSync("bash", [join(project, "scripts", "core.sh"), "hetzner", "check-secrets"], {
+      encoding: "utf8",
+      env: { PATH: `${sopsDoubleDir}:${process.env.PATH}`, HOME: dir, SOPS_AGE_KEY_FILE: join(dir, "age.key"), ...extraEnv },
+    });
+  };
+
+  it("no backend configured and no passphrase in the environment: missing from SOPS is a problem that says what to run", () => {
+    const r = run(false, {});
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("PULUMI_CONFIG_PASSPHRASE: required: no Pulumi backend is configured, so `up` uses the local one in .pulumi-state/ and reads it from this file; run `just secrets new PULUMI_CONFIG_PASSPHRASE`");
+  });
+
+  it("in SOPS, it passes", () => {
+    const r = run(true, {});
+    expect(r.status, r.stderr).toBe(0);
+  });
+
+  it("another backend configured, or the passphrase already in the environment: not needed, as for `up`", () => {
+    expect(run(false, { PULUMI_BACKEND_URL: "s3://state-bucket" }).status).toBe(0);
+    expect(run(false, { PULUMI_CONFIG_PASSPHRASE_FILE: "/dev/null" }).status).toBe(0);
+  });
+});
+
+describe("error paths a newcomer hits (issue 18, item 4)", () => {
+  const core = (stackText: string, action = "check-secrets") => {
+    const dir = mkdtempSync(join(root, "errors-"));
+    const project = scratchProject(dir);
+    const me = newRecipient();
+    ageKeyFile(join(dir, "age.key"), me);
+    writeSopsFile(join(project, "secrets", "bootstrap.sops.yaml"), canaryEnv("hetzner", "errors"), [me]);
+    writeFileSync(join(project, "stacks", "Pulumi.hetzner.yaml"), stackText);
+    return spawnSync("bash", [join(project, "scripts", "core.sh"), "hetzner", action], {
+      encoding: "utf8",
+      env: { PATH: `${sopsDoubleDir}:${process.env.PATH}`, HOME: dir, SOPS_AGE_KEY_FILE: join(dir, "age.key"), PULUMI_BACKEND_URL: "s3://state" },
+    });
+  };
+
+  it("a YAML syntax error in the stack file: one line naming the file and where, nothing else", () => {
+    const r = core("config:\n  core:kind: hetzner\n  core:domain: [unclosed\n  core:name: bifrost\n");
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim().split("\n")).toEqual([expect.stringMatching(/^\[core\] error: stacks\/Pulumi\.hetzner\.yaml: not valid YAML at line \d+, column \d+ \([A-Z_]+\)$/)]);
+  });
+
+  it("an unknown core:kind: secrets-check says so as bundle-render does, naming the stack file", () => {
+    const r = core("config:\n  core:kind: hetzner-edge\n");
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain("core:kind: stacks/Pulumi.hetzner.yaml is a hetzner-edge stack; secrets are checked for hetzner, hetzner-data, cluster stacks");
+    expect(r.stderr).not.toContain("usage:");
   });
 });

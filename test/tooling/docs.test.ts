@@ -28,7 +28,7 @@ describe("docs derived from the catalog", () => {
   });
 
   it("README gives the two commands", () => {
-    expect(readme).toContain("| run the main job: create or update the edge | `npm ci && npx just core hetzner up` |");
+    expect(readme).toContain("| run the main job: create or update the edge | `npm ci && npx just init && npx just core hetzner up` |");
     expect(readme).toContain("| run the tests | `bash scripts/conformance-tools.sh && npm cit` |");
   });
 

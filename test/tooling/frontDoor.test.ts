@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { projectRoot } from "../../components/stack/paths";
+import { stackFixtures } from "../helpers/stackFixtures";
 
 let root: string;
 const calls = () => readFileSync(join(root, "calls.log"), "utf8").trim().split("\n");
@@ -35,7 +36,7 @@ beforeEach(() => {
   symlinkSync(join(projectRoot, "scripts", "lib"), join(project, "scripts", "lib"));
   // The stack → secrets file mapping runs in TypeScript: the project's code and dependencies, read only.
   for (const link of ["node_modules", "components", "tsconfig.json"]) symlinkSync(join(projectRoot, link), join(project, link));
-  copyFileSync(join(projectRoot, "stacks", "Pulumi.hetzner.yaml"), join(project, "stacks", "Pulumi.hetzner.yaml"));
+  copyFileSync(join(stackFixtures, "Pulumi.hetzner.yaml"), join(project, "stacks", "Pulumi.hetzner.yaml"));
   writeFileSync(join(project, "secrets", "bootstrap.sops.yaml"), "sops: {encrypted: true}\n");
   writeFileSync(join(root, "age.key"), "AGE-SECRET-KEY-TEST\n");
   const log = join(root, "calls.log");

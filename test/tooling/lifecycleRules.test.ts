@@ -56,9 +56,9 @@ describe("plan: what happens", () => {
 
 
   it("new says which up delivers it, for every stack that reads it", () => {
-    expect(plan("new", "NB_RELAY_SECRET", [], file)).toMatchObject({ ok: true, confirm: false, effects: ["NB_RELAY_SECRET is set in secrets/bootstrap.sops.yaml; the next just core hetzner up delivers it"] });
+    expect(plan("new", "NB_RELAY_SECRET", [], file)).toMatchObject({ ok: true, confirm: false, effects: ["NB_RELAY_SECRET will be set in secrets/bootstrap.sops.yaml; the next just core hetzner up delivers it"] });
     expect(plan("new", "PULUMI_CONFIG_PASSPHRASE", [], file)).toMatchObject({
-      effects: ["PULUMI_CONFIG_PASSPHRASE is set in secrets/bootstrap.sops.yaml; the next just core hetzner up / just core hetzner-data up / just core cluster up delivers it"],
+      effects: ["PULUMI_CONFIG_PASSPHRASE will be set in secrets/bootstrap.sops.yaml; the next just core hetzner up / just core hetzner-data up / just core cluster up delivers it"],
     });
   });
 

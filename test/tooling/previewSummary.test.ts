@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { projectRoot } from "../../components/stack/paths";
 import { canaryEnv, canaryMarkers, leakedKeys } from "../helpers/canaries";
 import { ageKeyFile, newRecipient, scratchProject, sopsDoubleDir, writeSopsFile } from "../helpers/sopsDouble";
+import { stackFixtures } from "../helpers/stackFixtures";
 
 const fixture = (name: string) => join(projectRoot, "test", "fixtures", "preview", `${name}.json`);
 
@@ -26,7 +27,7 @@ describe("just core <stack> preview end to end (sops and pulumi doubles)", () =>
   beforeAll(() => {
     root = mkdtempSync(join(tmpdir(), "core-preview-"));
     project = scratchProject(root);
-    copyFileSync(join(projectRoot, "stacks", "Pulumi.hetzner.yaml"), join(project, "stacks", "Pulumi.hetzner.yaml"));
+    copyFileSync(join(stackFixtures, "Pulumi.hetzner.yaml"), join(project, "stacks", "Pulumi.hetzner.yaml"));
     const me = newRecipient();
     ageKeyFile(join(root, "age.key"), me);
     writeSopsFile(join(project, "secrets", "bootstrap.sops.yaml"), canaryEnv("hetzner", "preview"), [me]);

@@ -17,9 +17,10 @@ import { checkHetznerSettings } from "../../components/stack/settings";
 import { canaryEnv, canaryMarkers, leakedKeys } from "../helpers/canaries";
 import { byType, one, runProgram } from "../helpers/pulumiMocks";
 import { ageKeyFile, newRecipient, scratchProject, sopsDoubleDir, writeSopsFile } from "../helpers/sopsDouble";
+import { stackFixtures } from "../helpers/stackFixtures";
 
-const stackConfig = (stack: string) => (parse(readFileSync(join(projectRoot, "stacks", `Pulumi.${stack}.yaml`), "utf8")) as { config: Record<string, unknown> }).config;
-const stacks = readdirSync(join(projectRoot, "stacks"))
+const stackConfig = (stack: string) => (parse(readFileSync(join(stackFixtures, `Pulumi.${stack}.yaml`), "utf8")) as { config: Record<string, unknown> }).config;
+const stacks = readdirSync(stackFixtures)
   .filter((f) => /^Pulumi\..+\.yaml$/.test(f))
   .map((f) => f.slice("Pulumi.".length, -".yaml".length));
 
@@ -96,7 +97,7 @@ describe("core.sh reads the sandbox's file only (sops double)", () => {
   beforeAll(() => {
     root = mkdtempSync(join(tmpdir(), "core-sandbox-"));
     project = scratchProject(root);
-    for (const stack of ["hetzner", "hetzner-sandbox"]) copyFileSync(join(projectRoot, "stacks", `Pulumi.${stack}.yaml`), join(project, "stacks", `Pulumi.${stack}.yaml`));
+    for (const stack of ["hetzner", "hetzner-sandbox"]) copyFileSync(join(stackFixtures, `Pulumi.${stack}.yaml`), join(project, "stacks", `Pulumi.${stack}.yaml`));
     const me = newRecipient();
     ageKeyFile(join(root, "age.key"), me);
     writeSopsFile(join(project, "secrets", "bootstrap.sops.yaml"), canaryEnv("hetzner", "production"), [me]);

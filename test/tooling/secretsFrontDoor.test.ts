@@ -5,13 +5,14 @@
  * may appear in any output, in a logged command line, or in any file in clear.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { entry } from "../../components/secrets/catalog";
 import { projectRoot } from "../../components/stack/paths";
 import { ageKeyFile, newRecipient, readSopsFile, scratchProject, sopsDoubleDir, writeSopsFile } from "../helpers/sopsDouble";
+import { stackFixtures } from "../helpers/stackFixtures";
 
 let root: string;
 let project: string;
@@ -105,6 +106,26 @@ describe("just secrets new", () => {
     expect(run.status).not.toBe(0);
     expect(run.stderr).toMatch(/generate NB_RELAY_SECRET into secrets\/bootstrap\.sops\.yaml: failed \(exit 1\)/);
     expect(readFileSync(sopsFile(), "utf8")).toBe(before);
+    // No success before sops succeeded, and no stack trace (issue 18, item 4).
+    expect(run.output).not.toContain("done:");
+    expect(run.output).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m);
+  });
+});
+
+describe("just secrets recipients list without sops (issue 18, item 4)", () => {
+  it("reads .sops.yaml alone: no sops on PATH, no call to it", () => {
+    const bin = join(root, "bin-without-sops");
+    mkdirSync(bin);
+    for (const tool of ["node", "bash", "dirname", "cat", "env"]) {
+      const found = spawnSync("bash", ["-c", `command -v ${tool}`], { encoding: "utf8" }).stdout.trim();
+      if (found) symlinkSync(found, join(bin, tool));
+    }
+    const run = spawnSync("bash", [join(project, "scripts", "secrets.sh"), "recipients", "list"], { encoding: "utf8", env: { PATH: bin, HOME: root } });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toBe(`${me}\n`);
+    expect(existsSync(join(root, "calls.log"))).toBe(false);
+    const add = spawnSync("bash", [join(project, "scripts", "secrets.sh"), "recipients", "add", newRecipient()], { encoding: "utf8", env: { PATH: bin, HOME: root } });
+    expect(add.stderr).toContain("not installed: sops");
   });
 });
 
@@ -143,7 +164,7 @@ describe("a sandbox stack's own file", () => {
   it("new, rotate and recipients act on the file the stack maps to, never production's", () => {
     const sandbox = join(project, "secrets", "sandbox.sops.yaml");
     const sandboxOperator = newRecipient();
-    for (const stack of ["hetzner", "hetzner-sandbox"]) writeFileSync(join(project, "stacks", `Pulumi.${stack}.yaml`), readFileSync(join(projectRoot, "stacks", `Pulumi.${stack}.yaml`)));
+    for (const stack of ["hetzner", "hetzner-sandbox"]) writeFileSync(join(project, "stacks", `Pulumi.${stack}.yaml`), readFileSync(join(stackFixtures, `Pulumi.${stack}.yaml`)));
     writeFileSync(join(project, ".sops.yaml"), readFileSync(join(projectRoot, ".sops.yaml"), "utf8").replace(/age1\S+/, sandboxOperator).replace(/age1replace\S+/, me));
     writeSopsFile(sandbox, { NB_RELAY_SECRET: "" }, [sandboxOperator]);
     ageKeyFile(join(root, "age.key"), sandboxOperator);

@@ -12,9 +12,9 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { projectRoot } from "../../components/stack/paths";
 import { canary } from "../helpers/canaries";
 import { ageKeyFile, newRecipient, scratchProject, sopsDoubleDir, writeSopsFile } from "../helpers/sopsDouble";
+import { stackFixtures } from "../helpers/stackFixtures";
 
 const passphrase = canary("PULUMI_CONFIG_PASSPHRASE", "backend");
 let root: string;
@@ -33,7 +33,7 @@ function core(env: Record<string, string> = {}) {
 beforeEach(() => {
   root = mkdtempSync(join(tmpdir(), "core-backend-"));
   project = scratchProject(root);
-  copyFileSync(join(projectRoot, "stacks", "Pulumi.hetzner.yaml"), join(project, "stacks", "Pulumi.hetzner.yaml"));
+  copyFileSync(join(stackFixtures, "Pulumi.hetzner.yaml"), join(project, "stacks", "Pulumi.hetzner.yaml"));
   me = newRecipient();
   ageKeyFile(join(root, "age.key"), me);
   writeSopsFile(join(project, "secrets", "bootstrap.sops.yaml"), { PULUMI_CONFIG_PASSPHRASE: passphrase.value }, [me]);
