@@ -47,6 +47,11 @@ export interface HetznerSettings {
   /** Where the private key for the SSH connection lives; ssh-agent is used without it. */
   readonly sshPrivateKeyPath?: string;
   readonly operatorSshSources: readonly string[];
+  /**
+   * Address ranges that may reach NetBird's dashboard and REST API through Traefik; empty (the
+   * default) lets every address through. Peers' gRPC, relay and /oauth2 logins stay open.
+   */
+  readonly netbirdAdminSources: readonly string[];
   readonly publicServices: readonly PublicService[];
   readonly extraFirewallRules: readonly FirewallOpening[];
   readonly dataRoot: string;
@@ -226,6 +231,7 @@ export function checkHetznerSettings(get: ConfigGetter): Checked<HetznerSettings
     sshUser: r.string("sshUser", { test: (v) => v === "root", expected: "root: the bootstrap writes /etc/bifrost, mounts the volume and runs Docker as root, and nothing uses sudo" }, "root"),
     sshPrivateKeyPath: r.optionalString("sshPrivateKeyPath"),
     operatorSshSources: r.list("operatorSshSources", (v, w) => r.cidr(v, w), { nonEmpty: true }),
+    netbirdAdminSources: r.list("netbirdAdminSources", (v, w) => r.cidr(v, w)),
     publicServices: r.list("publicServices", (v, w) => r.publicService(v, w)),
     extraFirewallRules: r.list("extraFirewallRules", (v, w) => r.firewallOpening(v, w)),
     dataRoot: r.string("dataRoot", { test: (v) => /^\/[A-Za-z0-9._/-]+$/.test(v), expected: "an absolute path" }, "/var/lib/bifrost"),
@@ -309,6 +315,7 @@ export function vpsSettingsOf(s: HetznerSettings, volumeId: number | string): Vp
     netbirdUserApproval: s.netbirdUserApproval,
     netbirdUsersGroup: s.netbirdUsersGroup,
     authentikGithubClientId: s.authentikGithubClientId,
+    netbirdAdminSources: s.netbirdAdminSources,
     publicServices: s.publicServices,
     dataRoot: s.dataRoot,
     networkSubnet: s.networkSubnet,

@@ -25,10 +25,14 @@ interface Router {
  * The template's static part with the domain filled in: the `range` blocks over public
  * services are dropped (this test is about NetBird's routes), as is every other action.
  */
-function dynamicConfig(): { http: { routers: Record<string, Router>; middlewares: Record<string, Record<string, { sourceRange?: string[] }>> } } {
+function dynamicConfig(adminSources = ""): { http: { routers: Record<string, Router>; middlewares: Record<string, Record<string, { sourceRange?: string[] }>> } } {
   const template = fs.readFileSync(path.join(bundleDir, "traefik/dynamic/bifrost.yml"), "utf8");
   const withoutRanges = template.replace(/\{\{- range[\s\S]*?\{\{- end \}\}\s*\{\{- end \}\}/g, "");
+  // The allow list's one action, evaluated as Go's text/template with sprig would: a non-empty
+  // BIFROST_NETBIRD_ADMIN_SOURCES split at spaces, empty parts dropped, as JSON; else everyone.
+  const adminSourceRange = adminSources ? JSON.stringify(adminSources.split(" ").filter((s) => s !== "")) : '["0.0.0.0/0", "::/0"]';
   const text = withoutRanges
+    .replace(/\{\{ if env "BIFROST_NETBIRD_ADMIN_SOURCES" \}\}.*\{\{ end \}\}/, adminSourceRange)
     .replace(/\{\{ \$domain \}\}/g, domain)
     .replace(/\{\{ regexQuoteMeta \$domain \}\}/g, domain.replace(/\./g, "\\."))
     .replace(/\{\{ \$authentikOutpost \}\}/g, "http://authentik-server:9000")
@@ -79,20 +83,29 @@ function matches(rule: string, host: string, requestPath: string): boolean {
   return or();
 }
 
-function route(host: string, requestPath: string): [string, Router] {
-  const routers = Object.entries(dynamicConfig().http.routers).filter(([, r]) => r.entryPoints.includes("websecure") && matches(r.rule, host, requestPath));
+function route(host: string, requestPath: string, adminSources = ""): [string, Router] {
+  const routers = Object.entries(dynamicConfig(adminSources).http.routers).filter(([, r]) => r.entryPoints.includes("websecure") && matches(r.rule, host, requestPath));
   routers.sort(([, a], [, b]) => (b.priority ?? b.rule.length) - (a.priority ?? a.rule.length));
   expect(routers.length, `${host}${requestPath}`).toBeGreaterThan(0);
   return routers[0];
 }
 
+/** Whether an IPv4 client lies in an IPv4 range (an IPv6 range holds no IPv4 client). */
+function inRange(client: string, range: string): boolean {
+  const [base, bits = "32"] = range.split("/");
+  const toNumber = (ip: string) => ip.split(".").reduce((n, o) => n * 256 + Number(o), 0);
+  if (base.includes(":") || client.includes(":")) return base.includes(":") && client.includes(":") && Number(bits) === 0;
+  const size = 2 ** (32 - Number(bits));
+  return Math.floor(toNumber(client) / size) === Math.floor(toNumber(base) / size);
+}
+
 /** Whether a request from `client` gets through the router's middlewares (ipAllowList only). */
-function admits(router: Router, client: string): boolean {
-  const middlewares = dynamicConfig().http.middlewares;
+function admits(router: Router, client: string, adminSources = ""): boolean {
+  const middlewares = dynamicConfig(adminSources).http.middlewares;
   return (router.middlewares ?? []).every((name) => {
     const allow = middlewares[name]?.ipAllowList;
     if (!allow) return true;
-    return (allow.sourceRange ?? []).some((range) => range === `${client}/32` || range === client);
+    return (allow.sourceRange ?? []).some((range) => inRange(client, range));
   });
 }
 
@@ -111,7 +124,7 @@ describe("Traefik and NetBird's first-boot setup", () => {
   it("still routes the rest of the API, the IdP and the dashboard", () => {
     expect(route(`netbird.${domain}`, "/api/users")[0]).toBe("netbird-api");
     expect(route(`netbird.${domain}`, "/api/instance")[0]).toBe("netbird-api");
-    expect(route(`netbird.${domain}`, "/oauth2/.well-known/openid-configuration")[0]).toBe("netbird-api");
+    expect(route(`netbird.${domain}`, "/oauth2/.well-known/openid-configuration")[0]).toBe("netbird-oauth2");
     expect(route(`netbird.${domain}`, "/peers")[0]).toBe("netbird-dashboard");
     expect(admits(route(`netbird.${domain}`, "/api/users")[1], "203.0.113.50")).toBe(true);
   });
@@ -256,5 +269,31 @@ describe("Traefik's timeouts towards the services (issue 17, item 7)", () => {
     const { services, serversTransports } = http();
     const transport = services[service].loadBalancer.serversTransport;
     expect(transport === undefined || !serversTransports[transport]?.forwardingTimeouts?.responseHeaderTimeout).toBe(true);
+  });
+});
+
+describe("core:netbirdAdminSources: NetBird's dashboard and REST API for chosen addresses only (issue 17, item 5)", () => {
+  const routed = (requestPath: string, adminSources: string) => {
+    const [, router] = route(`netbird.${domain}`, requestPath, adminSources);
+    const allow = dynamicConfig(adminSources).http.middlewares["netbird-admin-sources"]?.ipAllowList;
+    return { router, sourceRange: router.middlewares?.includes("netbird-admin-sources") ? allow?.sourceRange : undefined };
+  };
+
+  it.each(["/", "/peers", "/api/users", "/api/setup-keys"])("%s goes through the allow list, which holds exactly the setting's ranges", (requestPath) => {
+    expect(routed(requestPath, "198.51.100.0/24 2001:db8::/64").sourceRange).toEqual(["198.51.100.0/24", "2001:db8::/64"]);
+  });
+
+  it("a client outside the ranges is refused, one inside admitted", () => {
+    const [, router] = route(`netbird.${domain}`, "/api/users", "198.51.100.0/24");
+    expect(admits(router, "203.0.113.50", "198.51.100.0/24")).toBe(false);
+    expect(admits(router, "198.51.100.7", "198.51.100.0/24")).toBe(true);
+  });
+
+  it("unset, the allow list lets every address through", () => {
+    expect(routed("/api/users", "").sourceRange).toEqual(["0.0.0.0/0", "::/0"]);
+  });
+
+  it.each(["/oauth2/auth", "/management.ManagementService/Login", "/relay", "/signalexchange.SignalExchange/Send"])("%s, which every peer uses from wherever it is, stays open", (requestPath) => {
+    expect(routed(requestPath, "198.51.100.0/24").sourceRange).toBeUndefined();
   });
 });

@@ -11,6 +11,7 @@ export const settings: VpsSettings = {
   netbirdOwnerEmail: "owner@example.test",
   netbirdUserApproval: true,
   netbirdUsersGroup: "netbird-users",
+  netbirdAdminSources: ["198.51.100.0/24", "2001:db8::/64"],
   publicServices: [
     { name: "grafana", upstream: "http://100.64.0.10:3000" },
     { name: "home", upstream: "https://100.64.0.11" },

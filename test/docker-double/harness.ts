@@ -80,6 +80,7 @@ export abstract class BifrostHost {
       netbirdOwnerEmail: "owner@example.test",
       netbirdUserApproval: options.netbirdUserApproval ?? true,
       netbirdUsersGroup: "netbird-users",
+      netbirdAdminSources: [],
       publicServices: options.publicServices ?? [{ name: "grafana", upstream: "http://100.64.0.10:3000" }],
       dataRoot: this.data,
       // The benchmarking range (RFC 2544), never a private or public network.

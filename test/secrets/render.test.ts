@@ -31,6 +31,7 @@ const settings: VpsSettings = {
   netbirdOwnerEmail: "owner@example.test",
   netbirdUserApproval: true,
   netbirdUsersGroup: "netbird-users",
+  netbirdAdminSources: ["198.51.100.0/24"],
   publicServices: [
     { name: "grafana", upstream: "http://100.64.0.10:3000" },
     { name: "home", upstream: "https://100.64.0.11" },
@@ -98,6 +99,7 @@ describe("renderSecretsEnv and renderEnv", () => {
       BIFROST_VOLUME_DEVICE: settings.volumeDevice,
     });
     expect(parseComposeEnvFile(renderEnv({ ...settings, netbirdUserApproval: false }, secrets)).NB_USER_APPROVAL_REQUIRED).toBe("false");
+    expect(parseComposeEnvFile(renderEnv({ ...settings, netbirdAdminSources: [] }, secrets)).BIFROST_NETBIRD_ADMIN_SOURCES).toBe("");
     expect(env.BIFROST_REQUIRED_SECRETS.split(" ").sort()).toEqual(
       entriesOnVps().filter((e) => e.requiredFor.includes("hetzner")).map((e) => e.key).sort(),
     );
@@ -130,6 +132,7 @@ describe("the rendered files' frame", () => {
       NB_USER_APPROVAL_REQUIRED: "true",
       BIFROST_NETBIRD_USERS_GROUP: "netbird-users",
       AUTHENTIK_GITHUB_CLIENT_ID: "",
+      BIFROST_NETBIRD_ADMIN_SOURCES: "198.51.100.0/24",
       BIFROST_PUBLIC_SERVICES: "grafana=http://100.64.0.10:3000 home=https://100.64.0.11",
       BIFROST_DATA: settings.dataRoot,
       BIFROST_NETWORK_SUBNET: settings.networkSubnet,

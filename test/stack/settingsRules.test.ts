@@ -31,6 +31,7 @@ describe("hetzner settings", () => {
       sshUser: "root",
       sshPrivateKeyPath: undefined,
       operatorSshSources: ["198.51.100.7/32"],
+      netbirdAdminSources: [],
       publicServices: [],
       extraFirewallRules: [],
       dataRoot: "/var/lib/bifrost",
@@ -118,6 +119,17 @@ describe("hetzner settings", () => {
   it("sshPrivateKeyPath: optional and taken as given", () => {
     expect(checkH({ sshPrivateKeyPath: "~/.ssh/id_ed25519" }).settings?.sshPrivateKeyPath).toBe("~/.ssh/id_ed25519");
     expect(checkH({ sshPrivateKeyPath: "" })).toMatchObject({ problems: [], settings: { sshPrivateKeyPath: undefined } });
+  });
+
+  describe("netbirdAdminSources", () => {
+    it("takes address ranges, and an empty list for everyone", () => {
+      expect(checkH({ netbirdAdminSources: JSON.stringify(["198.51.100.0/24", "2001:db8::/48"]) }).settings?.netbirdAdminSources).toEqual(["198.51.100.0/24", "2001:db8::/48"]);
+      expect(checkH({ netbirdAdminSources: "[]" }).settings?.netbirdAdminSources).toEqual([]);
+    });
+
+    it("names each entry that is no address range", () => {
+      expect(problemsH({ netbirdAdminSources: JSON.stringify(["198.51.100.0/24", "office"]) })).toEqual(one("netbirdAdminSources[1]", "expected an address range such as 192.0.2.10/32 or 2001:db8::/64"));
+    });
   });
 
   describe("operatorSshSources", () => {
@@ -280,7 +292,7 @@ describe("traefikAddress", () => {
 
 describe("vpsSettingsOf", () => {
   it("carries what the VPS files need, with Traefik's address and the volume's stable device path", () => {
-    const s = checkH({ networkSubnet: "198.18.0.0/24", authentikGithubClientId: "Ov23likkkk", netbirdUserApproval: "false", publicServices: JSON.stringify([{ name: "g", upstream: "http://x" }]) }).settings!;
+    const s = checkH({ networkSubnet: "198.18.0.0/24", authentikGithubClientId: "Ov23likkkk", netbirdUserApproval: "false", netbirdAdminSources: JSON.stringify(["198.51.100.0/24"]), publicServices: JSON.stringify([{ name: "g", upstream: "http://x" }]) }).settings!;
     expect(vpsSettingsOf(s, 4242)).toEqual({
       domain: "edge.example.test",
       acmeEmail: "ops@example.test",
@@ -288,6 +300,7 @@ describe("vpsSettingsOf", () => {
       netbirdUserApproval: false,
       netbirdUsersGroup: "netbird-users",
       authentikGithubClientId: "Ov23likkkk",
+      netbirdAdminSources: ["198.51.100.0/24"],
       publicServices: [{ name: "g", upstream: "http://x" }],
       dataRoot: "/var/lib/bifrost",
       networkSubnet: "198.18.0.0/24",
