@@ -11,6 +11,7 @@ import { homedir } from "node:os";
 import { parse } from "yaml";
 import { BootstrapSecrets, cloudflareSecret, unsealKeySecret } from "../components/cluster/bootstrapSecrets";
 import { ClusterNamespaces } from "../components/cluster/namespaces";
+import { AppServiceAccounts } from "../components/cluster/serviceAccounts";
 import { OpenBaoApps } from "../components/cluster/openBaoApps";
 import { checkSecrets, ConfigError, wrapSecrets, type Environment, type Problem } from "../components/secrets/env";
 import { checkClusterSettings, defaultKubeconfig } from "../components/stack/settings";
@@ -83,6 +84,7 @@ export function cluster(env: Environment = process.env) {
     namespaces: namespaces.names,
     provider: k8sProvider,
   });
+  const serviceAccounts = new AppServiceAccounts("apps", { apps: settings.apps, namespaces: namespaces.names, provider: k8sProvider });
   const apps = new OpenBaoApps("openbao", {
     apps: settings.apps,
     clusterAddr: settings.openbaoClusterAddr,
@@ -95,6 +97,7 @@ export function cluster(env: Environment = process.env) {
   return {
     bootstrapSecrets: bootstrap.secretNames,
     roles: apps.roles,
+    serviceAccounts: serviceAccounts.accounts,
     apps: Object.fromEntries(settings.apps.map((a) => [a.app, { namespace: a.namespace, pattern: a.pattern, kvPath: `secret/${a.kvPath}`, keys: a.keys.map((k) => k.name) }])),
   };
 }

@@ -1,8 +1,13 @@
 /**
  * The only link between the two secret tiers: the OpenBao unseal key and the Cloudflare token,
- * written from the SOPS environment as two k8s Secrets. Argo CD must never prune them
- * (`Prune=false`), and `pulumi destroy` leaves them (retainOnDelete): OpenBao could not unseal
- * and cert-manager could not renew without them.
+ * written from the SOPS environment as two k8s Secrets, and left in place by `pulumi destroy`
+ * (retainOnDelete): OpenBao could not unseal and cert-manager could not renew without them.
+ * Argo CD prunes only resources it tracks as part of an Application (its tracking label or
+ * annotation); these carry neither, so no Application prunes them as things stand. The
+ * `Prune=false` annotation is for the day one does track them (an Application rendering a
+ * Secret of the same name, or adopting the namespace's contents): Argo CD then shows them out
+ * of sync instead of deleting them when they leave Git. It does not stop an Application from
+ * overwriting them on sync, nor anyone from deleting them.
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
@@ -10,7 +15,7 @@ import { managedByLabel } from "./secretProviderClass";
 
 export const unsealKeySecret = { namespace: "openbao", name: "openbao-unseal-key", key: "unseal-key" } as const;
 export const cloudflareSecret = { namespace: "cert-manager", name: "cloudflare-api-token" } as const;
-/** Argo CD sync option that keeps a resource it did not create from being pruned (argo-cd docs: user-guide/sync-options.md, "No Prune Resources"). */
+/** Argo CD sync option: a tracked resource is never pruned, only shown out of sync (argo-cd docs: user-guide/sync-options.md, "No Prune Resources"). */
 export const noPrune = { "argocd.argoproj.io/sync-options": "Prune=false" } as const;
 
 export interface BootstrapSecretsArgs {

@@ -24,7 +24,7 @@ import { renderSecretProviderClass } from "./secretProviderClass";
 
 export interface OpenBaoAppsArgs {
   readonly apps: readonly AppRow[];
-  /** The address pods' CSI provider uses (SecretProviderClass vaultAddress). */
+  /** The address pods' CSI provider uses (SecretProviderClass openbaoAddress). */
   readonly clusterAddr: string;
   /** API server address for the Kubernetes auth method's token reviews. */
   readonly kubernetesHost: string;

@@ -4,9 +4,14 @@
  *
  * Shape: secrets-store-csi-driver v1.6.0 SecretProviderClass v1 (spec.provider,
  * spec.parameters as a string map, spec.secretObjects[].{secretName,type,labels,data[].{objectName,key}}).
- * Parameters: hashicorp/vault-csi-provider v1.7.4 internal/config/config.go parseParameters —
- * roleName, vaultAddress, vaultAuthMountPath, and `objects`, a YAML list of
- * {objectName, secretPath, secretKey}.
+ * Provider: OpenBao's own CSI provider, openbao/openbao-csi-provider v2.0.2 (the one openbao-helm
+ * installs). The driver finds a provider by its socket, `<provider>.sock` in its providers
+ * directory, and this one listens on `openbao.sock` (main.go, -endpoint; openbao-helm
+ * `/provider/openbao.sock`): `provider: vault` would find none ("provider not found").
+ * Parameters: its internal/config/config.go parseParameters — roleName, openbaoAddress,
+ * openbaoAuthMountPath (the `bao`/`openbao`/`vault` prefixes are all read; the provider's own is
+ * used), and `objects`, a YAML list of {objectName, secretPath, secretKey}; validate() then
+ * requires the role and at least one object, each objectName once.
  */
 import { stringify } from "yaml";
 import { dataPath, kubernetesAuthPath, providerClassName, roleName, valueField, type AppRow } from "./appTable";
@@ -18,7 +23,7 @@ export interface SecretProviderClassObject {
   readonly kind: "SecretProviderClass";
   readonly metadata: { readonly name: string; readonly namespace: string; readonly labels: Record<string, string> };
   readonly spec: {
-    readonly provider: "vault";
+    readonly provider: "openbao";
     readonly parameters: Record<string, string>;
     readonly secretObjects?: readonly {
       readonly secretName: string;
@@ -34,13 +39,13 @@ export function providerObjects(row: AppRow): { objectName: string; secretPath: 
   return row.keys.map((k) => ({ objectName: k.name, secretPath: dataPath(row, k), secretKey: valueField }));
 }
 
-export function renderSecretProviderClass(row: AppRow, vaultAddress: string): SecretProviderClassObject {
+export function renderSecretProviderClass(row: AppRow, openbaoAddress: string): SecretProviderClassObject {
   const spec: SecretProviderClassObject["spec"] = {
-    provider: "vault",
+    provider: "openbao",
     parameters: {
       roleName: roleName(row),
-      vaultAddress,
-      vaultAuthMountPath: kubernetesAuthPath,
+      openbaoAddress,
+      openbaoAuthMountPath: kubernetesAuthPath,
       objects: stringify(providerObjects(row)),
     },
     ...(row.pattern === "B"

@@ -85,7 +85,7 @@ export interface ClusterSettings {
   readonly kubeContext: string;
   /** Where Pulumi reaches OpenBao's API (OPENBAO_ADDR). */
   readonly openbaoAddr: string;
-  /** Where pods' CSI provider reaches OpenBao inside the cluster (each SecretProviderClass's vaultAddress). */
+  /** Where pods' CSI provider reaches OpenBao inside the cluster (each SecretProviderClass's openbaoAddress). */
   readonly openbaoClusterAddr: string;
   /** The API server address OpenBao's Kubernetes auth method checks service account tokens against. */
   readonly kubernetesHost: string;

@@ -8,6 +8,7 @@ import { kvMount, policyName, symbolCharacters, valueField } from "../../compone
 import { canaryEnv } from "../helpers/canaries";
 import { exampleApps, tempKubeconfig, unwrapSecrets, type TempKubeconfig } from "../helpers/cluster";
 import { byType, isSecretNode, one, runProgram, type Registered, type Run } from "../helpers/pulumiMocks";
+import { openbaoProviderParameters } from "../helpers/openbaoCsiProvider";
 
 interface Row {
   app: string;
@@ -30,6 +31,7 @@ const T = {
   spc: "kubernetes:secrets-store.csi.x-k8s.io/v1:SecretProviderClass",
   secret: "kubernetes:core/v1:Secret",
   namespace: "kubernetes:core/v1:Namespace",
+  serviceAccount: "kubernetes:core/v1:ServiceAccount",
 };
 
 const input = (r: Registered, path: string) => path.split(".").reduce<unknown>((o, k) => (o as Record<string, unknown>)?.[k], unwrapSecrets(r.inputs));
@@ -112,6 +114,17 @@ describe("cluster stack", () => {
     }
   });
 
+  it("makes the service account each role is bound to, in its namespace: labelled, adopted and kept like the namespaces (issue 15, item 4)", () => {
+    const accounts = byType(run, T.serviceAccount);
+    const bound = byType(run, T.role).map((r) => `${(r.inputs.boundServiceAccountNamespaces as string[])[0]}/${(r.inputs.boundServiceAccountNames as string[])[0]}`);
+    expect(accounts.map((a) => `${input(a, "metadata.namespace")}/${input(a, "metadata.name")}`).sort()).toEqual([...new Set(bound)].sort());
+    for (const a of accounts) {
+      expect(a.retainOnDelete, a.name).toBe(true);
+      expect(input(a, "metadata.labels")).toEqual({ "app.kubernetes.io/managed-by": "homelab-core" });
+      expect(Object.keys(a.inputs).sort()).toEqual(["apiVersion", "kind", "metadata"]);
+    }
+  });
+
   it("has one policy, one role, one SecretProviderClass per row and one value per key", () => {
     expect(byType(run, T.policy).map((p) => p.name)).toEqual(rows.map((r) => r.app));
     expect(byType(run, T.role).map((p) => p.name)).toEqual(rows.map((r) => r.app));
@@ -158,10 +171,15 @@ describe("cluster stack", () => {
     it("its SecretProviderClass uses its role and only keys that exist at its paths", () => {
       const spc = byName(T.spc, app);
       expect(input(spc, "metadata")).toMatchObject({ name: `${app}-openbao`, namespace: row.namespace });
+      // OpenBao's own provider (openbao-csi-provider registers as `openbao`), reading the
+      // parameters as its parser does (test/helpers/openbaoCsiProvider.ts).
+      expect(input(spc, "spec.provider")).toBe("openbao");
       const params = input(spc, "spec.parameters") as Record<string, string>;
-      expect(params.roleName).toBe(byName(T.role, app).inputs.roleName);
-      expect(params.vaultAddress).toBe(kube.config["core:openbaoClusterAddr"]);
-      expect(params.vaultAuthMountPath).toBe("kubernetes");
+      const read = openbaoProviderParameters(params);
+      if ("error" in read) throw new Error(`the provider refuses ${app}'s class: ${read.error}`);
+      expect(read.roleName).toBe(byName(T.role, app).inputs.roleName);
+      expect(read.address).toBe(kube.config["core:openbaoClusterAddr"]);
+      expect(read.authMountPath).toBe("kubernetes");
       const objects = parse(params.objects) as { objectName: string; secretPath: string; secretKey: string }[];
       expect(objects.map((o) => o.objectName)).toEqual(row.keys.map((k) => k.name));
       const written = kvDataPaths(row);
