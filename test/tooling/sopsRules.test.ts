@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { ageRecipientProblem, encodeAgeRecipient } from "../../scripts/lib/ageRecipient";
-import { addRecipient, closestCatalogKey, recipientsFor, removeRecipient, reportFileKeys, sopsConfigFile, sopsFileKeys } from "../../scripts/lib/sopsFile";
+import { addRecipient, claimRecipient, closestCatalogKey, recipientsFor, removeRecipient, reportFileKeys, sopsConfigFile, sopsFileKeys } from "../../scripts/lib/sopsFile";
 
 const charset = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
 
@@ -169,6 +169,37 @@ describe(".sops.yaml rules", () => {
     const fromList = addRecipient(`creation_rules:\n  - age:\n      - ${a}\n`, file, b);
     if (!fromList.ok) throw new Error(fromList.refusal);
     expect(parse(fromList.config).creation_rules[0].age).toEqual([a, b]);
+  });
+
+  describe("claimRecipient (just init)", () => {
+    const placeholder = "age1replacewithyouragepublickeyreplacewithyouragepublickeyxxxxxxxxxx";
+    const sandbox = "secrets/sandbox.sops.yaml";
+    const shipped = `creation_rules:\n  - path_regex: ^secrets/sandbox\\.sops\\.yaml$\n    age: >-\n      ${placeholder}\n  - path_regex: ^secrets/[^/]+\\.sops\\.yaml$\n    age: >-\n      ${placeholder}\n`;
+
+    it("puts the key in place of the placeholder in the file's own rule only", () => {
+      const claimed = claimRecipient(shipped, file, a);
+      if (!claimed?.ok) throw new Error("not claimed");
+      expect(claimed.recipients).toEqual([a]);
+      expect(recipientsFor(claimed.config, file)).toEqual([a]);
+      expect(recipientsFor(claimed.config, sandbox)).toEqual([placeholder]);
+    });
+
+    it("keeps real recipients, adds the key after them, and drops a placeholder beside the key", () => {
+      const withReal = claimRecipient(`creation_rules:\n  - age: ${b}, ${placeholder}\n`, file, a);
+      if (!withReal?.ok) throw new Error("not claimed");
+      expect(withReal.recipients).toEqual([b, a]);
+      const beside = claimRecipient(`creation_rules:\n  - age: ${a}, ${placeholder}\n`, file, a);
+      if (!beside?.ok) throw new Error("not claimed");
+      expect(beside.recipients).toEqual([a]);
+    });
+
+    it("changes nothing when the key is there and no placeholder is left", () => {
+      expect(claimRecipient(`creation_rules:\n  - age: ${b}, ${a}\n`, file, a)).toBeUndefined();
+    });
+
+    it("refuses what is no age public key, saying so", () => {
+      expect(claimRecipient(shipped, file, "age1notakey")).toEqual({ ok: false, refusal: expect.stringMatching(/^age1notakey is not an age public key: /) });
+    });
   });
 
   it("removes one of several, and refuses with the exact words", () => {
