@@ -9,11 +9,11 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { sopsEntriesFor, type StackKind } from "../components/secrets/catalog";
+import { sopsEntriesFor, stackKinds, type StackKind } from "../components/secrets/catalog";
 import { checkSecrets, type Problem } from "../components/secrets/env";
 import { reportFileKeys, sopsFileKeys } from "./lib/sopsFile";
 
-const kinds: Record<string, StackKind> = { hetzner: "hetzner", "hetzner-data": "hetzner-data", cluster: "cluster" };
+const kinds: Record<string, StackKind> = Object.fromEntries(stackKinds.map((k) => [k, k]));
 
 /** The stack's kind as its config file says (core:kind), as index.ts picks the program; else the name is the kind. */
 function declaredKind(stack: string): unknown {

@@ -23,7 +23,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
-import { entry, type StackKind } from "../components/secrets/catalog";
+import { entry, stackKinds, type StackKind } from "../components/secrets/catalog";
 import { initPlan } from "./lib/init";
 import { generateValue, plan, type Action } from "./lib/secretsLifecycle";
 import { addRecipient, claimRecipient, recipientsFor, removeRecipient, sopsConfigFile, sopsFileKeys } from "./lib/sopsFile";
@@ -75,16 +75,15 @@ function generateCommand(key: string): void {
   writeSecretToPipe(JSON.stringify(generateValue(entry(key))));
 }
 
-const kinds: readonly StackKind[] = ["hetzner", "hetzner-data", "cluster"];
 
 function kindCommand(stack: string): void {
   const kind = ((parse(readFileSync(join("stacks", `Pulumi.${stack}.yaml`), "utf8")) ?? {}) as { config?: Record<string, unknown> }).config?.["core:kind"];
-  if (!kinds.includes(kind as StackKind)) throw new Refusal(`core:kind: stacks/Pulumi.${stack}.yaml is a ${String(kind)} stack; expected one of ${kinds.join(", ")}`);
+  if (!stackKinds.includes(kind as StackKind)) throw new Refusal(`core:kind: stacks/Pulumi.${stack}.yaml is a ${String(kind)} stack; expected one of ${stackKinds.join(", ")}`);
   console.log(kind);
 }
 
 function initPlanCommand(kind: string, file: string, passphraseFromSops: string): void {
-  if (!kinds.includes(kind as StackKind)) throw new Refusal(`unknown stack kind ${kind}`);
+  if (!stackKinds.includes(kind as StackKind)) throw new Refusal(`unknown stack kind ${kind}`);
   const result = initPlan(kind as StackKind, file === "-" ? [] : readKeys(file), passphraseFromSops === "1");
   for (const e of result.generate) console.log(`generate ${e.key}`);
   for (const e of result.ask) console.log(`ask ${e.key}`);

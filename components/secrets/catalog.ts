@@ -6,6 +6,8 @@
 
 /** Stack kinds that read bootstrap-tier secrets from the SOPS environment. */
 export type StackKind = "hetzner" | "hetzner-data" | "cluster";
+/** Every stack kind, for tools that read a kind from a stack file. */
+export const stackKinds: readonly StackKind[] = ["hetzner", "hetzner-data", "cluster"];
 
 /** The two files the program renders onto the VPS. */
 export type VpsFile = ".secrets.env" | ".env";
