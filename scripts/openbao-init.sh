@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Initialises the cluster's OpenBao once (`just openbao-init`): `bao operator init` with one key
-# share runs in the OpenBao pod through `kubectl exec`, and its JSON answer goes through a pipe
-# and jq straight into secrets/bootstrap.sops.yaml (`sops set --value-stdin`): the unseal key as
-# OPENBAO_UNSEAL_KEY, the root token as OPENBAO_TOKEN. Neither is ever printed, written to a
-# file outside the SOPS file, or put on a command line. Refuses an OpenBao that is initialised.
+# Initialises the cluster's OpenBao once (`just openbao-init`). OpenBao unseals itself with the
+# static seal (cloud/cluster/openbao-values.yaml, key OPENBAO_UNSEAL_KEY), so init makes no unseal
+# key: `bao operator init` with one recovery share runs in the OpenBao pod through `kubectl exec`,
+# and its JSON answer goes through a pipe and jq straight into secrets/bootstrap.sops.yaml
+# (`sops set --value-stdin`): the recovery key as OPENBAO_RECOVERY_KEY, the root token as
+# OPENBAO_TOKEN. Neither is ever printed, written to a file outside the SOPS file, or put on a
+# command line. Refuses an OpenBao that is initialised or not on the static seal.
 set -euo pipefail
 
 project_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -54,17 +56,36 @@ bao_in_pod() {
   kubectl --kubeconfig "$kubeconfig" --context "$kube_context" --namespace "$namespace" exec "$pod" -- bao "$@"
 }
 
-# `bao status` exits 0 when unsealed, 2 when sealed, 1 on error (openbao v2.6.2 command/status.go).
-refuse_initialised() {
-  local status rc=0 initialised
+# `bao status -format=json` (openbao v2.6.2 command/format.go SealStatusOutput, api/sys_seal.go
+# SealStatusResponse: type, initialized, sealed, recovery_seal) into $status; it exits 0 when
+# unsealed, 2 when sealed, 1 on error (command/status.go).
+read_status() {
+  local rc=0
   status="$(bao_in_pod status -format=json)" || rc=$?
-  [[ $rc -eq 0 || $rc -eq 2 ]] || die "bao status failed in ${namespace}/${pod} (exit ${rc})"
-  initialised="$(jq -r '.initialized' <<<"$status")"
-  case "$initialised" in
+  [[ $rc -eq 0 || $rc -eq 2 ]] ||
+    die "bao status failed in ${namespace}/${pod} (exit ${rc}); the pod starts only once the Secret openbao/openbao-unseal-key exists: run just core ${stack} up first"
+}
+
+refuse_initialised_or_not_static() {
+  local status seal
+  read_status
+  seal="$(jq -r 'if .recovery_seal == true then .type else "shamir" end' <<<"$status")"
+  [[ "$seal" == static ]] ||
+    die "OpenBao in ${namespace}/${pod} is on the ${seal} seal, not the static seal: install it with cloud/cluster/openbao-values.yaml (README: The cluster stack)"
+  case "$(jq -r '.initialized' <<<"$status")" in
     false) return 0 ;;
-    true) die "OpenBao in ${namespace}/${pod} is already initialised; refusing to run again (rotate the unseal key with bao operator rekey, README: The cluster stack)" ;;
+    true) die "OpenBao in ${namespace}/${pod} is already initialised; refusing to run again" ;;
     *) die "bao status gave no 'initialized' field" ;;
   esac
+}
+
+# /sys/init unseals an auto-unsealed server before it answers (openbao v2.6.2 http/sys_init.go,
+# UnsealWithStoredKeys), so a sealed server here means the static seal could not read its key.
+check_unsealed() {
+  local status
+  read_status
+  [[ "$(jq -r '.sealed' <<<"$status")" == false ]] ||
+    die "OpenBao is initialised but sealed: it could not use its static seal key (kubectl logs ${pod} -n ${namespace})"
 }
 
 # Sets KEY in the SOPS file to the JSON string jq's FILTER selects from the init answer on stdin.
@@ -73,21 +94,26 @@ store_field() {
   jq -ce "${filter} | select(type == \"string\" and length > 0)" | sops set --value-stdin "$sops_file" "[\"${key}\"]"
 }
 
-# The init answer lives only in this shell's memory; printf is a builtin, so it is on no command line.
+# The init answer lives only in this shell's memory; printf is a builtin, so it is on no command
+# line. With an auto-unseal seal, init makes no unseal key share and one recovery share is asked
+# for (command/operator_init.go: -recovery-shares; vault/init.go stores the root key in the seal).
+# Both values are stored even when one fails, and the message names what is missing.
 init_and_store() {
-  local answer
-  answer="$(bao_in_pod operator init -key-shares=1 -key-threshold=1 -format=json)" || die "bao operator init failed"
-  # The unseal key first: without it the data is lost, while a lost root token can be made
-  # again from the unseal key (bao operator generate-root).
-  printf '%s' "$answer" | store_field '.unseal_keys_b64[0]' OPENBAO_UNSEAL_KEY ||
-    die "OpenBao is initialised but its unseal key could not be stored; it was not shown anywhere. Wipe OpenBao's storage and run again."
-  printf '%s' "$answer" | store_field '.root_token' OPENBAO_TOKEN ||
-    die "the unseal key is stored, the root token is not: make a new one with bao operator generate-root"
+  local answer recovery_stored=true
+  answer="$(bao_in_pod operator init -recovery-shares=1 -recovery-threshold=1 -format=json)" || die "bao operator init failed"
+  printf '%s' "$answer" | store_field '.recovery_keys_b64[0]' OPENBAO_RECOVERY_KEY || recovery_stored=false
+  if ! printf '%s' "$answer" | store_field '.root_token' OPENBAO_TOKEN; then
+    answer=""
+    $recovery_stored && die "the recovery key is stored, the root token is not: make a new one with bao operator generate-root (it asks for the recovery key)"
+    die "OpenBao is initialised but neither its recovery key nor its root token could be stored; neither was shown anywhere. Wipe OpenBao's storage (its PVC) and run again."
+  fi
   answer=""
+  $recovery_stored ||
+    die "the root token is stored, the recovery key is not (it was not shown anywhere): OpenBao unseals itself, but a lost root token could not be replaced; wipe OpenBao's storage and run again while nothing depends on it"
 }
 
 main() {
-  local stack="${1:-cluster}"
+  stack="${1:-cluster}"
   namespace="${OPENBAO_NAMESPACE:-openbao}"
   pod="${OPENBAO_POD:-openbao-0}"
   cd "$project_root"
@@ -95,9 +121,10 @@ main() {
   step "check sops and ${sops_file}" check_sops
   step "read the kube target of stack ${stack}" read_kube_target "$stack"
   step "check sops can rewrite ${sops_file}" probe_sops_write
-  step "check OpenBao ${namespace}/${pod} is not initialised" refuse_initialised
-  step "initialise OpenBao, store unseal key and root token in ${sops_file}" init_and_store
-  log "next: just core ${stack} up (writes the unseal key Secret and configures OpenBao), then replace OPENBAO_TOKEN with a scoped token (README: The cluster stack)"
+  step "check OpenBao ${namespace}/${pod} is on the static seal and not initialised" refuse_initialised_or_not_static
+  step "initialise OpenBao, store recovery key and root token in ${sops_file}" init_and_store
+  step "check OpenBao unsealed itself" check_unsealed
+  log "next: just core ${stack} up (configures OpenBao), then replace OPENBAO_TOKEN with a scoped token (README: The cluster stack)"
 }
 
 main "$@"

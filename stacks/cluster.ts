@@ -1,7 +1,9 @@
 /**
  * The cluster stack: links the two secret tiers and configures OpenBao for every app of one
  * table. env → config (every problem at once, nothing registered on failure) → namespaces →
- * bootstrap Secrets → OpenBao's runtime tier and the SecretProviderClasses.
+ * bootstrap Secrets → OpenBao's runtime tier and the SecretProviderClasses. The first `up`
+ * runs before OpenBao is initialised (it needs the unseal key Secret to start), so without
+ * OPENBAO_TOKEN it stops after the Kubernetes objects.
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
@@ -14,7 +16,7 @@ import { ClusterNamespaces } from "../components/cluster/namespaces";
 import { AppServiceAccounts } from "../components/cluster/serviceAccounts";
 import { OpenBaoApps } from "../components/cluster/openBaoApps";
 import { checkSecrets, ConfigError, wrapSecrets, type Environment, type Problem } from "../components/secrets/env";
-import { checkClusterSettings, defaultKubeconfig } from "../components/stack/settings";
+import { checkClusterSettings, defaultKubeconfig, type ClusterSettings } from "../components/stack/settings";
 
 /**
  * The kubeconfig file's text, when it can be read and names the context. Checked even when
@@ -48,6 +50,23 @@ export function readKubeconfig(file: string, context: string | undefined): { tex
   return { text, problems: [] };
 }
 
+/**
+ * Without OPENBAO_TOKEN this run registers no OpenBao resource, and Pulumi would delete those
+ * an earlier run made. `just openbao-init` stores the recovery key with the root token, so a
+ * recovery key without a token means the token went missing, not that OpenBao is new.
+ */
+export function checkOpenBaoToken(values: Readonly<Record<string, string>>, problems: readonly Problem[]): Problem[] {
+  const initialised = values.OPENBAO_RECOVERY_KEY !== undefined;
+  const tokenGiven = values.OPENBAO_TOKEN !== undefined || problems.some((p) => p.key === "OPENBAO_TOKEN");
+  if (!initialised || tokenGiven) return [];
+  return [
+    {
+      key: "OPENBAO_TOKEN",
+      problem: "missing, while OPENBAO_RECOVERY_KEY says OpenBao is initialised: without it this run would remove OpenBao's configuration (store a token with just secrets-edit)",
+    },
+  ];
+}
+
 export function cluster(env: Environment = process.env) {
   const config = new pulumi.Config("core");
 
@@ -55,7 +74,7 @@ export function cluster(env: Environment = process.env) {
   const secrets = checkSecrets("cluster", env);
   const stack = checkClusterSettings((k) => config.get(k));
   const kube = readKubeconfig(config.get("kubeconfig") || defaultKubeconfig, config.get("kubeContext") || undefined);
-  const problems = [...secrets.problems, ...stack.problems, ...kube.problems];
+  const problems = [...secrets.problems, ...checkOpenBaoToken(secrets.values, secrets.problems), ...stack.problems, ...kube.problems];
   if (problems.length > 0 || !stack.settings || kube.text === undefined) throw new ConfigError("cluster stack", problems);
   const settings = stack.settings;
   const secretInputs = wrapSecrets(secrets.values);
@@ -71,8 +90,6 @@ export function cluster(env: Environment = process.env) {
     // here keeps one Pulumi name for one metadata.name, so no create-then-delete can hit one.
     upsertExistingObjects: true,
   });
-  const vaultProvider = new vault.Provider("openbao", { address: settings.openbaoAddr, token: secretInputs.OPENBAO_TOKEN });
-
   const namespaces = new ClusterNamespaces("cluster", {
     names: [unsealKeySecret.namespace, cloudflareSecret.namespace, ...settings.apps.map((a) => a.namespace)],
     provider: k8sProvider,
@@ -85,19 +102,31 @@ export function cluster(env: Environment = process.env) {
     provider: k8sProvider,
   });
   const serviceAccounts = new AppServiceAccounts("apps", { apps: settings.apps, namespaces: namespaces.names, provider: k8sProvider });
-  const apps = new OpenBaoApps("openbao", {
-    apps: settings.apps,
-    clusterAddr: settings.openbaoClusterAddr,
-    kubernetesHost: settings.kubernetesHost,
-    namespaces: namespaces.names,
-    vaultProvider,
-    k8sProvider,
-  });
+  const openBaoToken = secretInputs.OPENBAO_TOKEN;
+  const roles = openBaoToken ? configureOpenBao(settings, openBaoToken, namespaces.names, k8sProvider) : undefined;
+  if (!roles) pulumi.log.info("OPENBAO_TOKEN is not set: OpenBao is left unconfigured; run just openbao-init, then up again");
 
   return {
     bootstrapSecrets: bootstrap.secretNames,
-    roles: apps.roles,
+    roles: roles ?? "OpenBao not configured yet: run just openbao-init, then up again",
     serviceAccounts: serviceAccounts.accounts,
     apps: Object.fromEntries(settings.apps.map((a) => [a.app, { namespace: a.namespace, pattern: a.pattern, kvPath: `secret/${a.kvPath}`, keys: a.keys.map((k) => k.name) }])),
   };
+}
+
+function configureOpenBao(
+  settings: ClusterSettings,
+  token: pulumi.Output<string>,
+  namespaces: Readonly<Record<string, pulumi.Output<string>>>,
+  k8sProvider: k8s.Provider,
+): pulumi.Output<string[]> {
+  const vaultProvider = new vault.Provider("openbao", { address: settings.openbaoAddr, token });
+  return new OpenBaoApps("openbao", {
+    apps: settings.apps,
+    clusterAddr: settings.openbaoClusterAddr,
+    kubernetesHost: settings.kubernetesHost,
+    namespaces,
+    vaultProvider,
+    k8sProvider,
+  }).roles;
 }

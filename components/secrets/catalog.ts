@@ -16,9 +16,10 @@ export type VpsFile = ".secrets.env" | ".env";
  * Where a secret ends up. `program` means it is only used by Pulumi providers; `elsewhere`
  * means it sits in the SOPS file for a tool outside this program, which never delivers it;
  * `state backend` means the Pulumi CLI itself reads it from the environment (no resource does);
- * `user data` means the server's cloud-init user data, a secret input of the server.
+ * `user data` means the server's cloud-init user data, a secret input of the server;
+ * `SOPS only` means it is kept for the operator and delivered nowhere (a stack may check it is there).
  */
-export type Destination = VpsFile | "program" | "cluster" | "elsewhere" | "state backend" | "user data";
+export type Destination = VpsFile | "program" | "cluster" | "elsewhere" | "state backend" | "user data" | "SOPS only";
 
 /** Services of cloud/bifrost/docker-compose.yml. */
 export const composeServices = [
@@ -328,20 +329,49 @@ export const catalog: readonly CatalogEntry[] = [
   },
   {
     key: "OPENBAO_UNSEAL_KEY",
-    deliveredAs: "k8s `openbao/openbao-unseal-key` (key `unseal-key`)",
+    deliveredAs: "k8s `openbao/openbao-unseal-key` (key `unseal-key`), OpenBao's static seal key (cloud/cluster/openbao-values.yaml)",
     where: ["cluster"],
     requiredFor: ["cluster"],
     source: "sops",
+    // OpenBao's static seal reads an AES-256 key and picks its encoding by length: 44
+    // characters is standard base64 of 32 bytes; 45 (a newline) or 43 fail the server's
+    // start ("unknown encoding for AES-256 key") — openbao/go-kms-wrapping
+    // wrappers/static/v2.2.0 static.go SetConfig; file:// values are not trimmed (options.go
+    // ParsePaths, WithNoTrimSpaces).
+    format: {
+      rule: "standard base64 of exactly 32 bytes (44 characters, as OpenBao's static seal reads it)",
+      test: (v) => v.length === 44 && base64Bytes(v) === 32,
+    },
+    generator: { kind: "random bytes", bytes: 32, encoding: "base64" },
+    rotation: {
+      kind: "with care",
+      note: "OpenBao must read the old key as its previous_key while it re-wraps its root key: README, The cluster stack, rotating the unseal key",
+    },
+    consumers: [],
+  },
+  {
+    key: "OPENBAO_RECOVERY_KEY",
+    deliveredAs: "kept for `bao operator generate-root` and seal migration; the cluster stack only checks it is there (OpenBao is initialised)",
+    where: ["SOPS only"],
+    requiredFor: [],
+    optional: { for: ["cluster"], without: "OpenBao is not initialised yet: `up` may run without OPENBAO_TOKEN" },
+    source: "sops",
+    // recovery_keys_b64 of `bao operator init -recovery-shares=1` (openbao v2.6.2
+    // command/operator_init.go machineInit): the recovery key itself, base64.
     format: { rule: "base64", test: (v) => (base64Bytes(v) ?? 0) > 0 },
     generate: "just openbao-init",
-    rotation: { kind: "yes", note: "bao operator rekey, then `just core cluster up` (README: The cluster stack)" },
+    rotation: { kind: "with care", note: "bao operator rekey -target=recovery, then store the new key" },
     consumers: [],
   },
   {
     key: "OPENBAO_TOKEN",
     deliveredAs: "@pulumi/vault provider token (cluster stack); `just openbao-init` writes the root token here, replace it with a scoped admin token",
     where: ["program"],
-    requiredFor: ["cluster"],
+    requiredFor: [],
+    optional: {
+      for: ["cluster"],
+      without: "the stack writes the namespaces, service accounts and bootstrap Secrets and leaves OpenBao unconfigured (the first `up`, before `just openbao-init`); refused once OPENBAO_RECOVERY_KEY is stored",
+    },
     source: "sops",
     format: {
       // OpenBao mints service tokens as "hvs." (or "s." with server-side consistent tokens
@@ -387,6 +417,9 @@ export const catalog: readonly CatalogEntry[] = [
 
 /** An entry kept in the SOPS file for a tool outside this program: known, never delivered. */
 export const usedElsewhere = (e: CatalogEntry): boolean => e.where.includes("elsewhere");
+
+/** Kept in SOPS for the operator: a stack may check it is there, nothing delivers it. */
+export const keptInSopsOnly = (e: CatalogEntry): boolean => e.where.includes("SOPS only");
 
 /** Read by the Pulumi CLI from the environment, never handed to a resource. */
 export const forStateBackendOnly = (e: CatalogEntry): boolean => e.where.length === 1 && e.where[0] === "state backend";

@@ -35,16 +35,23 @@ describe("cluster stack: bad input", () => {
       ...rest,
       { ...rest[0], kvPath: "n8n-again" },
     ];
-    const message = await failing({ ...withApps(apps), "core:kubeconfig": "/nonexistent/kubeconfig" }, { ...good, OPENBAO_TOKEN: undefined, OPENBAO_UNSEAL_KEY: "not base64!" });
+    const message = await failing({ ...withApps(apps), "core:kubeconfig": "/nonexistent/kubeconfig" }, { ...good, OPENBAO_TOKEN: "root", OPENBAO_UNSEAL_KEY: "not base64!" });
     expect(message).toMatch(/^cluster stack: 7 problems, nothing was created or changed/);
     expect(listed(message)).toEqual([
-      "OPENBAO_UNSEAL_KEY: wrong format: expected base64",
-      "OPENBAO_TOKEN: missing from secrets/bootstrap.sops.yaml",
+      "OPENBAO_UNSEAL_KEY: wrong format: expected standard base64 of exactly 32 bytes (44 characters, as OpenBao's static seal reads it)",
+      "OPENBAO_TOKEN: wrong format: expected an OpenBao service token (hvs. or s. and at least 24 characters [A-Za-z0-9_.-])",
       "core:apps[0]: pattern: expected A (files) or B (files and a synced k8s Secret)",
       "core:apps[1]: keys: missing",
       "core:apps: app n8n appears in more than one row",
       "core:apps: secretName n8n/n8n-db appears in more than one row",
       "core:kubeconfig: the file it names cannot be read",
+    ]);
+  });
+
+  it("refuses to run without OPENBAO_TOKEN once OPENBAO_RECOVERY_KEY says OpenBao is initialised (it would delete OpenBao's configuration)", async () => {
+    const message = await failing(kube.config, { ...good, OPENBAO_TOKEN: undefined });
+    expect(listed(message)).toEqual([
+      "OPENBAO_TOKEN: missing, while OPENBAO_RECOVERY_KEY says OpenBao is initialised: without it this run would remove OpenBao's configuration (store a token with just secrets-edit)",
     ]);
   });
 

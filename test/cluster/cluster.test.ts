@@ -218,3 +218,26 @@ describe("cluster stack", () => {
     expect(run.outputs?.bootstrapSecrets).toEqual(["openbao/openbao-unseal-key", "cert-manager/cloudflare-api-token"]);
   });
 });
+
+describe("cluster stack before just openbao-init (the first up: OpenBao waits for its unseal key)", () => {
+  let first: Run;
+  beforeAll(async () => {
+    const { OPENBAO_TOKEN: _token, OPENBAO_RECOVERY_KEY: _recovery, ...env } = canaryEnv("cluster", "first");
+    first = await runProgram({ stack: "cluster", config: kube.config, env });
+  });
+
+  it("writes the namespaces, the unseal key Secret and the service accounts, and nothing in OpenBao", () => {
+    expect(first.error).toBeUndefined();
+    expect(first.resources.filter((r) => r.type.startsWith("vault:"))).toEqual([]);
+    expect(byType(first, T.spc)).toEqual([]);
+    const secrets = byType(first, T.secret).map((r) => `${input(r, "metadata.namespace")}/${input(r, "metadata.name")}`);
+    expect(secrets).toContain("openbao/openbao-unseal-key");
+    expect(byType(first, T.serviceAccount)).toHaveLength(byType(run, T.serviceAccount).length);
+    expect(byType(first, T.namespace)).toHaveLength(byType(run, T.namespace).length);
+  });
+
+  it("says what to do next, in the log and the outputs", () => {
+    expect(first.printed).toContain("OPENBAO_TOKEN is not set: OpenBao is left unconfigured; run just openbao-init, then up again");
+    expect(first.outputs?.roles).toBe("OpenBao not configured yet: run just openbao-init, then up again");
+  });
+});

@@ -62,7 +62,7 @@ describe("cluster stack front door", () => {
       });
     const good = check(canaryEnv("cluster", "door"));
     expect(good.status, good.stderr).toBe(0);
-    expect(good.stdout).toContain("cluster: 4 secrets valid, 0 problems");
+    expect(good.stdout).toContain("cluster: 5 secrets valid, 0 problems");
     const bad = check({ ...canaryEnv("cluster", "door"), OPENBAO_TOKEN: "root" });
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain("OPENBAO_TOKEN: wrong format: expected an OpenBao service token");

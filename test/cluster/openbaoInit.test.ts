@@ -1,7 +1,8 @@
 /**
  * `just openbao-init` (scripts/openbao-init.sh) against doubles of kubectl and sops
- * (test/openbao-init-double/): the unseal key and root token go from `bao operator init`
- * into the SOPS file and nowhere else — not the output, not a command line, not a file.
+ * (test/openbao-init-double/), OpenBao on the static seal as cloud/cluster/openbao-values.yaml
+ * installs it: the recovery key and root token go from `bao operator init` into the SOPS file
+ * and nowhere else — not the output, not a command line, not a file.
  */
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
@@ -14,9 +15,9 @@ import { canary } from "../helpers/canaries";
 import { kubeconfigText } from "../helpers/cluster";
 import { stackFixtures } from "../helpers/stackFixtures";
 
-const unsealKey = canary("OPENBAO_UNSEAL_KEY", "init").value;
+const recoveryKey = canary("OPENBAO_RECOVERY_KEY", "init").value;
 const rootToken = canary("OPENBAO_TOKEN", "init").value;
-const secrets = [unsealKey, rootToken];
+const secrets = [recoveryKey, rootToken];
 
 let root: string;
 const project = () => join(root, "project");
@@ -43,7 +44,7 @@ function init(env: Record<string, string> = {}) {
       TMPDIR: join(root, "tmp"),
       SOPS_AGE_KEY_FILE: join(root, "age.key"),
       DOUBLE_DIR: root,
-      OPENBAO_DOUBLE_UNSEAL_KEY: unsealKey,
+      OPENBAO_DOUBLE_RECOVERY_KEY: recoveryKey,
       OPENBAO_DOUBLE_ROOT_TOKEN: rootToken,
       ...env,
     },
@@ -66,10 +67,10 @@ beforeEach(() => {
 afterEach(() => rmSync(root, { recursive: true, force: true }));
 
 describe("just openbao-init", () => {
-  it("initialises OpenBao once and stores the unseal key and root token in the SOPS file", () => {
+  it("initialises OpenBao once, stores the recovery key and root token in the SOPS file, and sees it unsealed", () => {
     const run = init();
     expect(run.status, run.output).toBe(0);
-    expect(stored()).toEqual({ CLOUDFLARE_API_TOKEN: "cf-token", OPENBAO_UNSEAL_KEY: unsealKey, OPENBAO_TOKEN: rootToken });
+    expect(stored()).toEqual({ CLOUDFLARE_API_TOKEN: "cf-token", OPENBAO_RECOVERY_KEY: recoveryKey, OPENBAO_TOKEN: rootToken });
     const context = "homelab";
     const bao = `kubectl --kubeconfig ${join(root, "kubeconfig")} --context ${context} --namespace openbao exec openbao-0 -- bao`;
     const file = "secrets/bootstrap.sops.yaml";
@@ -78,9 +79,10 @@ describe("just openbao-init", () => {
       `sops set --value-stdin ${file} \\[\\"OPENBAO_INIT_PROBE\\"\\]`,
       `sops unset ${file} \\[\\"OPENBAO_INIT_PROBE\\"\\]`,
       `${bao} status -format=json`,
-      `${bao} operator init -key-shares=1 -key-threshold=1 -format=json`,
-      `sops set --value-stdin ${file} \\[\\"OPENBAO_UNSEAL_KEY\\"\\]`,
+      `${bao} operator init -recovery-shares=1 -recovery-threshold=1 -format=json`,
+      `sops set --value-stdin ${file} \\[\\"OPENBAO_RECOVERY_KEY\\"\\]`,
       `sops set --value-stdin ${file} \\[\\"OPENBAO_TOKEN\\"\\]`,
+      `${bao} status -format=json`,
     ]);
   });
 
@@ -99,7 +101,7 @@ describe("just openbao-init", () => {
   it("logs one line per step with its duration", () => {
     const run = init();
     const done = run.stderr.split("\n").filter((l) => / in \d+s$/.test(l));
-    expect(done).toHaveLength(5);
+    expect(done).toHaveLength(6);
     for (const l of done) expect(l).toMatch(/^\[openbao-init\] .+: ok in \d+s$/);
     expect(run.stderr).toContain("next: just core cluster up");
   });
@@ -128,13 +130,45 @@ describe("just openbao-init", () => {
     expect(calls().filter((c) => c.startsWith("kubectl"))).toEqual([]);
   });
 
-  it("when the root token cannot be stored, keeps the unseal key and says how to recover, showing neither", () => {
+  it("when the root token cannot be stored, keeps the recovery key and says how to recover, showing neither", () => {
     const run = init({ SOPS_DOUBLE_FAIL_SET: "OPENBAO_TOKEN" });
     expect(run.status).not.toBe(0);
-    expect(run.stderr).toContain("make a new one with bao operator generate-root");
-    expect(stored().OPENBAO_UNSEAL_KEY).toBe(unsealKey);
+    expect(run.stderr).toContain("the recovery key is stored, the root token is not: make a new one with bao operator generate-root");
+    expect(stored().OPENBAO_RECOVERY_KEY).toBe(recoveryKey);
     expect(stored().OPENBAO_TOKEN).toBeUndefined();
     for (const s of secrets) expect(run.output).not.toContain(s);
+  });
+
+  it("when the recovery key cannot be stored, still stores the root token and says what is lost", () => {
+    const run = init({ SOPS_DOUBLE_FAIL_SET: "OPENBAO_RECOVERY_KEY" });
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toContain("the root token is stored, the recovery key is not (it was not shown anywhere)");
+    expect(stored().OPENBAO_TOKEN).toBe(rootToken);
+    expect(stored().OPENBAO_RECOVERY_KEY).toBeUndefined();
+    for (const s of secrets) expect(run.output).not.toContain(s);
+  });
+
+  it("refuses an OpenBao not on the static seal, naming its seal, before init", () => {
+    const run = init({ OPENBAO_DOUBLE_SEAL: "shamir" });
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toContain("is on the shamir seal, not the static seal: install it with cloud/cluster/openbao-values.yaml");
+    expect(calls().some((c) => c.includes("operator init"))).toBe(false);
+    expect(stored()).toEqual({ CLOUDFLARE_API_TOKEN: "cf-token" });
+  });
+
+  it("says so when OpenBao stays sealed after init (its static seal key unreadable), the values already stored", () => {
+    const run = init({ OPENBAO_DOUBLE_KEY_UNREADABLE: "1" });
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toContain("OpenBao is initialised but sealed: it could not use its static seal key");
+    expect(stored().OPENBAO_RECOVERY_KEY).toBe(recoveryKey);
+    expect(stored().OPENBAO_TOKEN).toBe(rootToken);
+  });
+
+  it("names the Secret OpenBao waits for when its pod cannot be reached", () => {
+    const run = init({ OPENBAO_DOUBLE_POD: "openbao/not-there" });
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toContain("the pod starts only once the Secret openbao/openbao-unseal-key exists: run just core cluster up first");
+    expect(calls().some((c) => c.includes("operator init"))).toBe(false);
   });
 
   it("needs the stack's context, and a readable kubeconfig", () => {

@@ -14,26 +14,9 @@ import { parseAppRow } from "../../components/cluster/appTable";
 import { renderSecretProviderClass } from "../../components/cluster/secretProviderClass";
 import { projectRoot } from "../../components/stack/paths";
 import { canaryEnv } from "../helpers/canaries";
+import { closed } from "../helpers/closedSchema";
 import { exampleApps, tempKubeconfig, unwrapSecrets, type TempKubeconfig } from "../helpers/cluster";
 import { byType, runProgram, type Run } from "../helpers/pulumiMocks";
-
-type Schema = Record<string, unknown>;
-
-/**
- * The API server prunes fields a structural schema does not declare (Kubernetes docs,
- * "Versions in CustomResourceDefinitions" / "Field pruning"): a field of ours that the CRD
- * lacks would vanish silently. The check makes every declared object closed, so it fails instead.
- */
-function closed(schema: Schema): Schema {
-  const out: Schema = { ...schema };
-  if (out.properties) {
-    out.properties = Object.fromEntries(Object.entries(out.properties as Record<string, Schema>).map(([k, v]) => [k, closed(v)]));
-    if (out.additionalProperties === undefined && !out["x-kubernetes-preserve-unknown-fields"]) out.additionalProperties = false;
-  }
-  if (out.items) out.items = closed(out.items as Schema);
-  if (out.additionalProperties && typeof out.additionalProperties === "object") out.additionalProperties = closed(out.additionalProperties as Schema);
-  return out;
-}
 
 function spcValidator() {
   const crd = parse(readFileSync(join(projectRoot, "test", "conformance", "fixtures", "secretproviderclasses.crd.yaml"), "utf8"));

@@ -31,6 +31,7 @@ const builders: Record<string, (m: string, tag: string) => string> = {
   // A setup key is hex only: its marker is the last group.
   NB_BIFROST_SETUP_KEY: (_m, tag) => `CA4A41E5-0000-4000-8000-${pad(Buffer.from(tag).toString("hex").toUpperCase(), 12, "C")}`,
   OPENBAO_UNSEAL_KEY: (m) => `${pad(m, 42, "A")}A=`,
+  OPENBAO_RECOVERY_KEY: (m) => `${pad(m, 42, "A")}A=`,
   OPENBAO_TOKEN: (m) => `hvs.${pad(m, 28)}`,
   PULUMI_CONFIG_PASSPHRASE: (m) => `${m} $state #pass`,
 };

@@ -46,7 +46,8 @@ const charsetRules: CharsetRule[] = [
 const base64Rules = [
   { key: "NB_DATA_STORE_KEY", minBytes: 32, maxBytes: 32 },
   { key: "NB_RELAY_SECRET", minBytes: 32 },
-  { key: "OPENBAO_UNSEAL_KEY", minBytes: 1 },
+  { key: "OPENBAO_UNSEAL_KEY", minBytes: 32, maxBytes: 32 },
+  { key: "OPENBAO_RECOVERY_KEY", minBytes: 1 },
 ];
 
 describe("every format rule is pinned here", () => {

@@ -25,6 +25,7 @@ describe("generators in the catalog", () => {
       "AUTHENTIK_POSTGRESQL_PASSWORD",
       "NB_DATA_STORE_KEY",
       "NB_RELAY_SECRET",
+      "OPENBAO_UNSEAL_KEY",
       "PULUMI_CONFIG_PASSPHRASE",
     ]);
     for (const e of generatable) {
