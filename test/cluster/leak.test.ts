@@ -59,6 +59,17 @@ describe("cluster leak scan", () => {
   });
 });
 
+describe("cluster leak scan, the first up (before just openbao-init)", () => {
+  it("the unseal key and Cloudflare token reach only secret inputs; nothing printed or exported holds one", async () => {
+    const { OPENBAO_TOKEN: _token, OPENBAO_RECOVERY_KEY: _recovery, ...env } = canaries;
+    const first = await runProgram({ stack: "cluster", config: kube.config, env });
+    expect(first.error).toBeUndefined();
+    expect(leaked(JSON.stringify(first.resources.map((r) => withoutSecrets(r.inputs))))).toEqual([]);
+    expect(leaked(JSON.stringify(first.resources.map((r) => r.inputs))).sort()).toEqual(["CLOUDFLARE_API_TOKEN", "OPENBAO_UNSEAL_KEY", "kubeconfig"]);
+    expect(leaked(first.printed + JSON.stringify(first.outputs))).toEqual([]);
+  });
+});
+
 const writers = ["writeFileSync", "writeFile", "appendFileSync", "appendFile", "createWriteStream", "mkdirSync", "mkdtempSync", "copyFileSync", "renameSync"] as const;
 
 describe("cluster preview", () => {
