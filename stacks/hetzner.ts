@@ -107,7 +107,7 @@ export async function hetzner(env: Environment = process.env) {
   const stack = checkHetznerSettings((k) => config.get(k));
   const ssh = stack.settings ? sshPrivateKey(stack.settings, env) : { problems: [] };
   // Raw presence on both sides, so a malformed half is reported once, by its own check.
-  const github = checkGithubLogin(githubSecretKey, !!env[githubSecretKey], config.get("authentikGithubClientId") || undefined);
+  const github = checkGithubLogin(githubSecretKey, !!env[githubSecretKey], config.get("authentikGithubClientId") || undefined, config.get("authentikGithubOrg") || undefined);
   const problems = [...secrets.problems, ...stack.problems, ...ssh.problems, ...github];
   if (problems.length > 0 || !stack.settings) throw new ConfigError("hetzner stack", problems);
   const settings = stack.settings;

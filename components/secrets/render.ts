@@ -18,6 +18,8 @@ export interface VpsSettings {
   readonly netbirdUsersGroup: string;
   /** Client id of Authentik's GitHub login (core:authentikGithubClientId); rendered empty when unset. */
   readonly authentikGithubClientId?: string;
+  /** The GitHub organisation the blueprint's policies check (core:authentikGithubOrg); rendered empty when unset. */
+  readonly authentikGithubOrg?: string;
   /** Who may reach NetBird's dashboard and REST API (core:netbirdAdminSources); empty: everyone. */
   readonly netbirdAdminSources: readonly string[];
   /** Public services routed by Traefik behind Authentik: `name=upstream` pairs. */
@@ -82,6 +84,8 @@ export function renderEnv(settings: VpsSettings, secrets: SecretValues): string 
     ["BIFROST_NETBIRD_USERS_GROUP", settings.netbirdUsersGroup],
     // Empty when unset: the variable is always defined for Compose, and empty means no GitHub login.
     ["AUTHENTIK_GITHUB_CLIENT_ID", settings.authentikGithubClientId ?? ""],
+    // Empty when unset: nobody signs up through GitHub (the blueprint's sign-up policy).
+    ["AUTHENTIK_GITHUB_ORG", settings.authentikGithubOrg ?? ""],
     // Empty: Traefik's allow list for NetBird's dashboard and API admits every address.
     ["BIFROST_NETBIRD_ADMIN_SOURCES", settings.netbirdAdminSources.join(" ")],
     ["BIFROST_PUBLIC_SERVICES", settings.publicServices.map((s) => `${s.name}=${s.upstream}`).join(" ")],

@@ -39,6 +39,8 @@ export interface HetznerSettings {
   readonly netbirdUsersGroup: string;
   /** Client id of the GitHub OAuth app behind Authentik's GitHub login; with AUTHENTIK_GITHUB_SECRET, or unset. */
   readonly authentikGithubClientId?: string;
+  /** The GitHub organisation whose active members may sign up and log in through GitHub; unset: no sign-ups through GitHub. */
+  readonly authentikGithubOrg?: string;
   readonly serverType: string;
   readonly image: string;
   readonly sshPublicKey: string;
@@ -200,6 +202,9 @@ const email = { test: (v: string) => /^[^\s@"'$]+@[^\s@"'$]+\.[^\s@"'$]+$/.test(
  */
 const githubClientId = { test: (v: string) => /^[A-Za-z0-9._-]{8,64}$/.test(v), expected: "a GitHub OAuth client id (8 to 64 characters [A-Za-z0-9._-], such as Ov23li…)" };
 
+/** A GitHub account or organisation name: up to 39 letters, digits and single inner hyphens. */
+const githubOrg = { test: (v: string) => /^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$/.test(v), expected: "a GitHub organisation name (up to 39 letters, digits and single hyphens inside)" };
+
 const trueOrFalse = { test: (v: string) => v === "true" || v === "false", expected: "true or false" };
 
 const hostname = { test: (v: string) => hostnamePattern.test(v), expected: "a lower-case DNS name such as example.org" };
@@ -222,6 +227,7 @@ export function checkHetznerSettings(get: ConfigGetter): Checked<HetznerSettings
     // it through !Env, so it stays to characters no quoting layer touches.
     netbirdUsersGroup: r.string("netbirdUsersGroup", { test: (v) => /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,79}$/.test(v), expected: "an Authentik group name: 1 to 80 letters, digits, spaces, '.', '_' or '-'" }, "netbird-users"),
     authentikGithubClientId: r.optionalString("authentikGithubClientId", githubClientId),
+    authentikGithubOrg: r.optionalString("authentikGithubOrg", githubOrg),
     serverType: r.string("serverType"),
     image: r.string("image"),
     sshPublicKey: r.string("sshPublicKey", {
@@ -292,8 +298,11 @@ export function checkClusterSettings(get: ConfigGetter): Checked<ClusterSettings
  * is whether the environment carries the secret at all (a malformed one is reported by the
  * secret check already).
  */
-export function checkGithubLogin(secretKey: string, hasSecret: boolean, clientId: string | undefined): Problem[] {
+export function checkGithubLogin(secretKey: string, hasSecret: boolean, clientId: string | undefined, org?: string): Problem[] {
   const idKey = "core:authentikGithubClientId";
+  if (org !== undefined && !hasSecret && clientId === undefined) {
+    return [{ key: "core:authentikGithubOrg", problem: `set while the GitHub login is off: it needs ${idKey} and ${secretKey}` }];
+  }
   if (hasSecret && clientId === undefined) {
     return [{ key: idKey, problem: `missing from the stack config while ${secretKey} is set: the GitHub login needs both, or neither` }];
   }
@@ -315,6 +324,7 @@ export function vpsSettingsOf(s: HetznerSettings, volumeId: number | string): Vp
     netbirdUserApproval: s.netbirdUserApproval,
     netbirdUsersGroup: s.netbirdUsersGroup,
     authentikGithubClientId: s.authentikGithubClientId,
+    authentikGithubOrg: s.authentikGithubOrg,
     netbirdAdminSources: s.netbirdAdminSources,
     publicServices: s.publicServices,
     dataRoot: s.dataRoot,

@@ -38,7 +38,7 @@ export function settingsFromStackConfig(config: Readonly<Record<string, unknown>
     return v === undefined || v === null ? undefined : typeof v === "string" ? v : JSON.stringify(v);
   };
   const checked = checkHetznerSettings(get);
-  const github = checkGithubLogin(githubSecretKey, !!env[githubSecretKey], get("authentikGithubClientId") || undefined);
+  const github = checkGithubLogin(githubSecretKey, !!env[githubSecretKey], get("authentikGithubClientId") || undefined, get("authentikGithubOrg") || undefined);
   const problems = [...checked.problems, ...github];
   if (!checked.settings || problems.length > 0) return { problems };
   return { settings: vpsSettingsOf(checked.settings, `<volumeId of ${checked.settings.dataStack}>`), problems: [] };

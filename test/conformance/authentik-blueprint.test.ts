@@ -18,6 +18,7 @@
  * - an entry is applied only when all of its resolved `conditions` are truthy
  *   (BlueprintEntry.check_all_conditions_match), which is how the GitHub source stays out.
  */
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import Ajv, { type ValidateFunction } from "ajv";
@@ -42,6 +43,10 @@ const keyOfPkByModel: Record<string, string | number> = {
   "authentik_core.group": KEYOF_UUID,
   "authentik_core.application": KEYOF_UUID,
   "authentik_policies_reputation.reputationpolicy": KEYOF_UUID,
+  // Policy.policy_uuid, Stage.stage_uuid, FlowStageBinding.fsb_uuid: uuid pks.
+  "authentik_policies_expression.expressionpolicy": KEYOF_UUID,
+  "authentik_stages_authenticator_validate.authenticatorvalidatestage": KEYOF_UUID,
+  "authentik_flows.flowstagebinding": KEYOF_UUID,
 };
 let keyOfModels: Record<string, string> = {};
 
@@ -267,6 +272,12 @@ describe("Authentik blueprint for NetBird against Authentik's blueprint schema",
       "authentik_policies.policybinding",
       "authentik_policies_reputation.reputationpolicy",
       "authentik_policies.policybinding",
+      ...Array(2).fill("authentik_blueprints.metaapplyblueprint"),
+      "authentik_policies_expression.expressionpolicy",
+      "authentik_stages_authenticator_validate.authenticatorvalidatestage",
+      "authentik_flows.flowstagebinding",
+      "authentik_policies.policybinding",
+      "authentik_policies.policybinding",
     ]);
   });
 
@@ -278,14 +289,20 @@ describe("Authentik blueprint for NetBird against Authentik's blueprint schema",
       { identifiers: { name: "System - OAuth2 Provider - Scopes" }, required: true },
       { identifiers: { name: "Default - Authentication flow" }, required: true },
     ];
-    expect(metas(noGithubEnv)).toEqual(base);
+    const mfa = [
+      { identifiers: { name: "Default - TOTP MFA setup flow" }, required: true },
+      { identifiers: { name: "Default - WebAuthn MFA setup flow" }, required: true },
+    ];
+    expect(metas(noGithubEnv)).toEqual([...base, ...mfa]);
     expect(metas(fullEnv)).toEqual([
       ...base,
       { identifiers: { name: "Default - Source authentication flow" }, required: true },
       { identifiers: { name: "Default - Source enrollment flow" }, required: true },
+      ...mfa,
     ]);
     const order = applied(load(fullEnv)).map((e) => e.model);
-    expect(order.lastIndexOf("authentik_blueprints.metaapplyblueprint")).toBeLessThan(order.indexOf("authentik_providers_oauth2.oauth2provider"));
+    expect(order.indexOf("authentik_blueprints.metaapplyblueprint")).toBe(0);
+    expect(order.lastIndexOf("authentik_blueprints.metaapplyblueprint")).toBeLessThan(order.indexOf("authentik_stages_authenticator_validate.authenticatorvalidatestage"));
   });
 
   describe("a broken blueprint fails", () => {
@@ -387,5 +404,144 @@ describe("password guessing at Authentik's login", () => {
   it("declares the login flow's blueprint, whose flow it finds", () => {
     const metas = byModel(applied(load(noGithubEnv)), "authentik_blueprints.metaapplyblueprint").map((e) => e.attrs);
     expect(metas).toContainEqual({ identifiers: { name: "Default - Authentication flow" }, required: true });
+  });
+});
+
+/**
+ * Runs a policy's expression as Authentik runs it (test/conformance/authentik_expression.py:
+ * authentik/lib/expression/evaluator.py, with GitHub's membership API answering as upstream).
+ */
+function evaluate(expression: string, context: Record<string, unknown>, github: { token?: string; memberships?: Record<string, string> } = {}) {
+  const run = spawnSync("python3", [path.join(repoRoot, "test/conformance/authentik_expression.py")], {
+    input: JSON.stringify({ expression, context, github }),
+    encoding: "utf8",
+  });
+  expect(run.status, run.stderr).toBe(0);
+  return JSON.parse(run.stdout) as { passing: boolean; messages: string[]; requests: { url: string; accept: string; bearer_ok: boolean; timeout: number }[] };
+}
+const object = (attrs: Record<string, unknown>) => ({ __object__: attrs });
+const rawEntries = () => (parseBlueprint(blueprintText) as { entries: (RawEntry & { identifiers?: Record<string, unknown> })[] }).entries;
+const findOf = (model: string, field: string, value: unknown) => ({ tag: "!Find", args: [model, [field, value]] });
+const loginFlow = findOf("authentik_flows.flow", "slug", "default-authentication-flow");
+
+describe("a second factor for administrators", () => {
+  const entries = () => applied(load(noGithubEnv));
+  const policy = () => byModel(entries(), "authentik_policies_expression.expressionpolicy").find((e) => e.identifiers.name === "homelab-core administrators")!;
+
+  it("validates against the schema, the new models included", () => {
+    const bp = load(noGithubEnv);
+    expect(valid({ ...bp, entries: applied(bp) }).errors).toEqual([]);
+    const broken = load(noGithubEnv, blueprintText.replace("not_configured_action: configure", "not_configured_action: enroll"));
+    expect(valid({ ...broken, entries: applied(broken) }).ok).toBe(false);
+  });
+
+  it("administrators meet a stage that makes them set up TOTP or WebAuthn, after the password and before the login", () => {
+    const raw = rawEntries();
+    const stage = raw.find((e) => e.model === "authentik_stages_authenticator_validate.authenticatorvalidatestage")!;
+    expect(stage.attrs).toMatchObject({ not_configured_action: "configure", device_classes: ["totp", "webauthn", "static"] });
+    expect(stage.attrs.configuration_stages).toEqual([
+      findOf("authentik_stages_authenticator_totp.authenticatortotpstage", "name", "default-authenticator-totp-setup"),
+      findOf("authentik_stages_authenticator_webauthn.authenticatorwebauthnstage", "name", "default-authenticator-webauthn-setup"),
+    ]);
+    const binding = raw.find((e) => e.model === "authentik_flows.flowstagebinding")!;
+    expect(binding.attrs).toEqual({ target: loginFlow, stage: { tag: "!KeyOf", args: [stage.id] }, order: 31, evaluate_on_plan: false, re_evaluate_policies: true });
+    // flow-default-authentication-flow.yaml: password at 20, the optional MFA stage at 30, login at 100.
+    expect(binding.attrs.order).toBeGreaterThan(30);
+    expect(binding.attrs.order).toBeLessThan(100);
+  });
+
+  it("the stage is bound to administrators only, and the login flow's optional MFA stage to everyone else", () => {
+    const raw = rawEntries();
+    const admins = raw.find((e) => e.model === "authentik_policies_expression.expressionpolicy" && e.attrs.name === "homelab-core administrators")!;
+    const ours = raw.find((e) => e.model === "authentik_flows.flowstagebinding")!;
+    const bindings = raw.filter((e) => e.model === "authentik_policies.policybinding" && isTagged(e.attrs.policy) && e.attrs.policy.args[0] === admins.id);
+    expect(bindings.map((b) => [b.attrs.target, b.attrs.negate])).toEqual([
+      [{ tag: "!KeyOf", args: [ours.id] }, false],
+      [
+        {
+          tag: "!Find",
+          args: [
+            "authentik_flows.flowstagebinding",
+            ["target", loginFlow],
+            ["stage", findOf("authentik_stages_authenticator_validate.authenticatorvalidatestage", "name", "default-authentication-mfa-validation")],
+          ],
+        },
+        true,
+      ],
+    ]);
+  });
+
+  it("the policy, run as Authentik runs it, passes for a superuser being logged in and for no one else", () => {
+    const { expression } = policy().attrs as { expression: string };
+    expect(evaluate(expression, { pending_user: object({ username: "akadmin", is_superuser: true }) }).passing).toBe(true);
+    expect(evaluate(expression, { pending_user: object({ username: "alice", is_superuser: false }) }).passing).toBe(false);
+    // Before identification there is no pending user: not an administrator (yet).
+    expect(evaluate(expression, {}).passing).toBe(false);
+  });
+});
+
+describe("who may come in through GitHub", () => {
+  const githubContext = (token = "gho_user") => ({
+    source: object({ slug: "github", provider_type: "github" }),
+    "goauthentik.io/sources/connection": object({ access_token: token }),
+    oauth_userinfo: { login: "alice" },
+  });
+  const expressions = (env: Env) =>
+    Object.fromEntries(byModel(applied(load(env)), "authentik_policies_expression.expressionpolicy").map((e) => [e.identifiers.name, e.attrs.expression as string]));
+  const withOrg = { ...fullEnv, AUTHENTIK_GITHUB_ORG: "homelab-people" };
+
+  it("a sign-up policy on the source's enrollment flow and a login policy on its authentication flow, only with the GitHub login on", () => {
+    const bp = load(withOrg);
+    expect(valid({ ...bp, entries: applied(bp) }).errors).toEqual([]);
+    const raw = rawEntries();
+    const id = (name: string) => raw.find((e) => e.attrs.name === name)!.id;
+    const boundTo = (slug: string) =>
+      raw.filter((e) => e.model === "authentik_policies.policybinding" && JSON.stringify(e.attrs.target) === JSON.stringify(findOf("authentik_flows.flow", "slug", slug)));
+    expect(boundTo("default-source-enrollment").map((b) => [b.attrs.policy, b.attrs.negate])).toEqual([[{ tag: "!KeyOf", args: [id("homelab-core GitHub sign-up")] }, false]]);
+    expect(boundTo("default-source-authentication").map((b) => [b.attrs.policy, b.attrs.negate])).toEqual([[{ tag: "!KeyOf", args: [id("homelab-core GitHub login")] }, false]]);
+    expect(Object.keys(expressions(noGithubEnv))).toEqual(["homelab-core administrators"]);
+    expect(Object.keys(expressions(withOrg)).sort()).toEqual(["homelab-core GitHub login", "homelab-core GitHub sign-up", "homelab-core administrators"]);
+  });
+
+  it("with an organisation: an active member signs up and logs in; an invited, a non-member and a wrong token do not", () => {
+    const policies = expressions(withOrg);
+    for (const name of ["homelab-core GitHub sign-up", "homelab-core GitHub login"]) {
+      const expression = policies[name];
+      const member = evaluate(expression, githubContext(), { token: "gho_user", memberships: { "homelab-people": "active" } });
+      expect(member.passing, name).toBe(true);
+      expect(member.requests).toEqual([{ url: "https://api.github.com/user/memberships/orgs/homelab-people", accept: "application/vnd.github+json", bearer_ok: true, timeout: 10 }]);
+      const refusals: { token: string; memberships: Record<string, string> }[] = [
+        { token: "gho_user", memberships: { "homelab-people": "pending" } },
+        { token: "gho_user", memberships: { "other-org": "active" } },
+        { token: "gho_other", memberships: { "homelab-people": "active" } },
+      ];
+      for (const github of refusals) {
+        const refused = evaluate(expression, githubContext(), github);
+        expect(refused.passing, `${name} ${JSON.stringify(github)}`).toBe(false);
+        expect(refused.messages).toEqual(["Only members of the GitHub organisation homelab-people can sign in with GitHub here."]);
+      }
+    }
+  });
+
+  it("without an organisation: nobody signs up through GitHub, linked accounts still log in, and GitHub is not asked", () => {
+    const policies = expressions(fullEnv);
+    const signup = evaluate(policies["homelab-core GitHub sign-up"], githubContext(), { token: "gho_user", memberships: {} });
+    expect(signup).toMatchObject({ passing: false, messages: ["Accounts cannot be created through GitHub here; ask an administrator."], requests: [] });
+    const login = evaluate(policies["homelab-core GitHub login"], githubContext(), { token: "gho_user" });
+    expect(login).toMatchObject({ passing: true, requests: [] });
+  });
+
+  it("leaves other sources alone and fails closed when the GitHub connection is missing", () => {
+    const policies = expressions(withOrg);
+    const other = evaluate(policies["homelab-core GitHub sign-up"], { source: object({ slug: "ldap", provider_type: "ldap" }) });
+    expect(other).toMatchObject({ passing: true, requests: [] });
+    const { "goauthentik.io/sources/connection": _c, ...broken } = githubContext();
+    expect(evaluate(policies["homelab-core GitHub sign-up"], broken, { token: "gho_user", memberships: { "homelab-people": "active" } }).passing).toBe(false);
+  });
+
+  it("asks GitHub for read:org only when an organisation is checked", () => {
+    const scopes = (env: Env) => byModel(applied(load(env)), "authentik_sources_oauth.oauthsource")[0].attrs.additional_scopes;
+    expect(scopes(withOrg)).toBe("read:org");
+    expect(scopes(fullEnv)).toBe("");
   });
 });

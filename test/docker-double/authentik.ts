@@ -13,7 +13,7 @@
 import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import type * as http from "node:http";
-import { parseDocument, type ScalarTag, type CollectionTag } from "yaml";
+import { parseDocument, YAMLSeq, type ScalarTag, type CollectionTag } from "yaml";
 import { ApiServer, type Containers, type Reply } from "./apis";
 
 export interface OAuth2Provider {
@@ -39,6 +39,9 @@ export interface OAuthSource {
   consumer_key: string;
 }
 
+/** The pk the double gives an object of Authentik's own blueprints: its lookup key. */
+const pkOf = (key: string) => `pk:${key}`;
+
 /**
  * The objects the NetBird blueprint finds, by the Authentik blueprint instance that makes them
  * (blueprints/default/flow-default-*.yaml, blueprints/system/providers-oauth2.yaml; instance =
@@ -50,6 +53,14 @@ const objectsMadeBy: Record<string, string> = {
   "authentik_flows.flow slug default-authentication-flow": "Default - Authentication flow",
   "authentik_flows.flow slug default-source-authentication": "Default - Source authentication flow",
   "authentik_flows.flow slug default-source-enrollment": "Default - Source enrollment flow",
+  // The login flow's own MFA stage and its binding (flow-default-authentication-flow.yaml), and
+  // the setup stages an administrator picks from (flow-default-authenticator-*-setup.yaml).
+  "authentik_stages_authenticator_validate.authenticatorvalidatestage name default-authentication-mfa-validation": "Default - Authentication flow",
+  [`authentik_flows.flowstagebinding target ${pkOf("authentik_flows.flow slug default-authentication-flow")} stage ${pkOf(
+    "authentik_stages_authenticator_validate.authenticatorvalidatestage name default-authentication-mfa-validation",
+  )}`]: "Default - Authentication flow",
+  "authentik_stages_authenticator_totp.authenticatortotpstage name default-authenticator-totp-setup": "Default - TOTP MFA setup flow",
+  "authentik_stages_authenticator_webauthn.authenticatorwebauthnstage name default-authenticator-webauthn-setup": "Default - WebAuthn MFA setup flow",
   "authentik_providers_oauth2.scopemapping managed goauthentik.io/providers/oauth2/scope-openid": "System - OAuth2 Provider - Scopes",
   "authentik_providers_oauth2.scopemapping managed goauthentik.io/providers/oauth2/scope-email": "System - OAuth2 Provider - Scopes",
   "authentik_providers_oauth2.scopemapping managed goauthentik.io/providers/oauth2/scope-profile": "System - OAuth2 Provider - Scopes",
@@ -80,6 +91,9 @@ export interface AuthentikDb {
   groups?: Record<string, { pk: string; name: string }>;
   reputationPolicies?: Record<string, { pk: string; name: string; threshold: number }>;
   bindings?: { target: string; group?: string; policy?: string; negate: boolean; order: number }[];
+  expressionPolicies?: Record<string, { pk: string; name: string; expression: string }>;
+  validateStages?: Record<string, { pk: string; name: string; notConfiguredAction: string; deviceClasses: string[]; configurationStages: string[] }>;
+  stageBindings?: { pk: string; target: string; stage: string; order: number; evaluateOnPlan: boolean; reEvaluatePolicies: boolean }[];
   nextPk: number;
 }
 
@@ -155,6 +169,53 @@ export class AuthentikDouble {
       });
   }
 
+  /**
+   * The MFA stages bound to a flow found by slug, Authentik's own and ours, with the policies
+   * on each binding (name, negated) and the stage's not_configured_action. The login flow's
+   * own binding is there once its blueprint was applied (order 30, re-evaluated when reached:
+   * flow-default-authentication-flow.yaml; flows/models.py FlowStageBinding defaults).
+   */
+  flowMfaStages(slug: string): { stage: string; order: number; reEvaluated: boolean; notConfiguredAction: string; configurationStages: string[]; policies: { policy: string; negate: boolean }[] }[] {
+    const db = this.store.read();
+    const flow = pkOf(`authentik_flows.flow slug ${slug}`);
+    const ownStage = "authentik_stages_authenticator_validate.authenticatorvalidatestage name default-authentication-mfa-validation";
+    const own =
+      slug === "default-authentication-flow" && db.applied.includes("Default - Authentication flow")
+        ? [{ pk: pkOf(`authentik_flows.flowstagebinding target ${flow} stage ${pkOf(ownStage)}`), target: flow, stage: pkOf(ownStage), order: 30, evaluateOnPlan: false, reEvaluatePolicies: true }]
+        : [];
+    const stages = Object.values(db.validateStages ?? {});
+    const policies = Object.values(db.expressionPolicies ?? {});
+    return [...own, ...(db.stageBindings ?? []).filter((b) => b.target === flow)]
+      .sort((a, b) => a.order - b.order)
+      .map((b) => {
+        const stage = stages.find((st) => st.pk === b.stage);
+        return {
+          stage: stage?.name ?? "default-authentication-mfa-validation",
+          order: b.order,
+          reEvaluated: b.reEvaluatePolicies && !b.evaluateOnPlan,
+          // The default stage's action is the model's default, skip (stages/authenticator_validate/models.py).
+          notConfiguredAction: stage?.notConfiguredAction ?? "skip",
+          configurationStages: stage?.configurationStages ?? [],
+          policies: (db.bindings ?? [])
+            .filter((pb) => pb.target === b.pk && pb.policy)
+            .map((pb) => ({ policy: policies.find((p) => p.pk === pb.policy)?.name ?? `unknown policy ${pb.policy}`, negate: pb.negate })),
+        };
+      });
+  }
+
+  /** The expression policies bound to a flow found by slug: name and expression. */
+  flowExpressionPolicies(slug: string): { policy: string; expression: string; negate: boolean }[] {
+    const db = this.store.read();
+    const target = pkOf(`authentik_flows.flow slug ${slug}`);
+    const policies = Object.values(db.expressionPolicies ?? {});
+    return (db.bindings ?? [])
+      .filter((b) => b.target === target && b.policy)
+      .flatMap((b) => {
+        const policy = policies.find((p) => p.pk === b.policy);
+        return policy ? [{ policy: policy.name, expression: policy.expression, negate: b.negate }] : [];
+      });
+  }
+
   applicationGroups(slug: string): string[] {
     const db = this.store.read();
     const app = db.applications[slug];
@@ -208,9 +269,9 @@ export class AuthentikDouble {
    */
   applyBlueprint(file: string, env: Record<string, string>): { invalid: string; stdout: string } {
     if (!fs.existsSync(file)) return { invalid: `Blueprint invalid: file ${file} not found`, stdout: "" };
-    const doc = parseDocument(fs.readFileSync(file, "utf8"), { customTags: blueprintTags(env) });
+    const doc = parseDocument(fs.readFileSync(file, "utf8"), { customTags: blueprintTags() });
     if (doc.errors.length) return { invalid: `Blueprint invalid: ${doc.errors[0].message}`, stdout: "" };
-    const blueprint = doc.toJS() as { version: number; entries: BlueprintEntry[] };
+    const blueprint = resolveTags(doc.toJS(), env) as { version: number; entries: BlueprintEntry[] };
     if (blueprint.version !== 1) return { invalid: "Blueprint invalid: version", stdout: "" };
     const invalid = this.store.transact((db) => importEntries(structuredClone(db), blueprint.entries));
     if (invalid) return { invalid, stdout: "" };
@@ -337,7 +398,7 @@ function importEntries(db: AuthentikDb, entries: BlueprintEntry[]): string {
   const ids = new Map<string, number | string>();
   for (const entry of entries) {
     if ((entry.conditions ?? []).some((c) => !truthy(c))) continue;
-    const attrs = resolveRefs(entry.attrs ?? {}, ids, (model, field, value) => find(db, model, field, value)) as Record<string, unknown>;
+    const attrs = resolveRefs(entry.attrs ?? {}, ids, (model, conditions) => find(db, model, conditions)) as Record<string, unknown>;
     const identifiers = entry.identifiers ?? {};
     switch (entry.model) {
       // A blueprint's metaapplyblueprint of an instance: applied now if discovered
@@ -413,6 +474,53 @@ function importEntries(db: AuthentikDb, entries: BlueprintEntry[]): string {
         if (entry.id) ids.set(entry.id, db.reputationPolicies[name].pk);
         break;
       }
+      case "authentik_policies_expression.expressionpolicy": {
+        const name = String(identifiers.name);
+        db.expressionPolicies ??= {};
+        db.expressionPolicies[name] = { pk: db.expressionPolicies[name]?.pk ?? randomUUID(), name, expression: String(attrs.expression ?? "") };
+        if (entry.id) ids.set(entry.id, db.expressionPolicies[name].pk);
+        break;
+      }
+      // A many-to-many of stage pks: DRF's PrimaryKeyRelatedField refuses a None in the list
+      // ("Incorrect type. Expected pk value, received NoneType.", rest_framework/relations.py).
+      case "authentik_stages_authenticator_validate.authenticatorvalidatestage": {
+        const name = String(identifiers.name);
+        const configurationStages = (attrs.configuration_stages ?? []) as (string | null)[];
+        if (configurationStages.some((st) => st === null))
+          return "Blueprint invalid\n\tauthentik.blueprints.v1.importer: entry invalid: {'configuration_stages': ['Incorrect type. Expected pk value, received NoneType.']}";
+        db.validateStages ??= {};
+        db.validateStages[name] = {
+          pk: db.validateStages[name]?.pk ?? randomUUID(),
+          name,
+          notConfiguredAction: String(attrs.not_configured_action ?? "skip"),
+          deviceClasses: (attrs.device_classes ?? []) as string[],
+          configurationStages: configurationStages as string[],
+        };
+        if (entry.id) ids.set(entry.id, db.validateStages[name].pk);
+        break;
+      }
+      // flows/api/bindings.py FlowStageBindingSerializer: target and stage are required foreign
+      // keys; (target, stage, order) is unique (flows/models.py).
+      case "authentik_flows.flowstagebinding": {
+        for (const field of ["target", "stage"])
+          if (attrs[field] === null || attrs[field] === undefined)
+            return `Blueprint invalid\n\tauthentik.blueprints.v1.importer: entry invalid: {'${field}': ['This field may not be null.']}`;
+        const target = String(attrs.target);
+        const stage = String(attrs.stage);
+        db.stageBindings ??= [];
+        const existing = db.stageBindings.find((b) => b.target === target && b.stage === stage);
+        const binding = {
+          pk: existing?.pk ?? randomUUID(),
+          target,
+          stage,
+          order: Number(attrs.order ?? 0),
+          evaluateOnPlan: attrs.evaluate_on_plan === true,
+          reEvaluatePolicies: attrs.re_evaluate_policies !== false,
+        };
+        db.stageBindings = [...db.stageBindings.filter((b) => b !== existing), binding];
+        if (entry.id) ids.set(entry.id, binding.pk);
+        break;
+      }
       case "authentik_sources_oauth.oauthsource":
         db.sources[String(identifiers.slug)] = { slug: String(identifiers.slug), provider_type: String(attrs.provider_type), consumer_key: String(attrs.consumer_key) };
         break;
@@ -426,16 +534,19 @@ function importEntries(db: AuthentikDb, entries: BlueprintEntry[]): string {
 }
 
 /**
- * `!Find [model, [field, value]]`: the pk of the first match, or None (authentik/blueprints/v1/
- * common.py Find). Flows and scope mappings exist once the blueprint instance that makes them
- * was applied; the self-signed certificate from authentik-server's first start on.
+ * `!Find [model, [field, value], …]`: the pk of the first object matching every condition, or
+ * None (authentik/blueprints/v1/common.py Find: the conditions AND-ed into one Q; a value may
+ * itself be a tag, resolved first). Flows, stages and scope mappings exist once the blueprint
+ * instance that makes them was applied; the self-signed certificate from authentik-server's
+ * first start on.
  */
-function find(db: AuthentikDb, model: string, field: string, value: string): string | null {
-  const key = `${model} ${field} ${value}`;
-  if (key === "authentik_crypto.certificatekeypair name authentik Self-signed Certificate") return `pk:${key}`;
+function find(db: AuthentikDb, model: string, conditions: [string, string | null][]): string | null {
+  if (conditions.some(([, value]) => value === null)) return null;
+  const key = [model, ...conditions.map(([field, value]) => `${field} ${value}`)].join(" ");
+  if (key === "authentik_crypto.certificatekeypair name authentik Self-signed Certificate") return pkOf(key);
   const instance = objectsMadeBy[key];
   if (!instance) throw new Error(`docker double: !Find of ${key} is not modelled`);
-  return db.applied.includes(instance) ? `pk:${key}` : null;
+  return db.applied.includes(instance) ? pkOf(key) : null;
 }
 
 interface BlueprintEntry {
@@ -448,7 +559,7 @@ interface BlueprintEntry {
 
 const keyOf = (id: string) => ({ __keyOf: id });
 
-type Finder = (model: string, field: string, value: string) => string | null;
+type Finder = (model: string, conditions: [string, string | null][]) => string | null;
 
 /** Tags that look objects up resolve when their entry is applied (BlueprintEntry.get_attrs), not when the file is read. */
 function resolveRefs(value: unknown, ids: Map<string, number | string>, find: Finder): unknown {
@@ -457,8 +568,11 @@ function resolveRefs(value: unknown, ids: Map<string, number | string>, find: Fi
     const o = value as Record<string, unknown>;
     if (typeof o.__keyOf === "string") return ids.get(o.__keyOf) ?? null;
     if (Array.isArray(o.__find)) {
-      const [model, [field, v]] = o.__find as [string, [string, string]];
-      return find(model, field, v);
+      const [model, ...conditions] = o.__find as [string, ...[string, unknown][]];
+      return find(
+        model,
+        conditions.map(([field, v]) => [field, resolveRefs(v, ids, find) as string | null]),
+      );
     }
     return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, resolveRefs(v, ids, find)]));
   }
@@ -467,38 +581,64 @@ function resolveRefs(value: unknown, ids: Map<string, number | string>, find: Fi
 
 const truthy = (v: unknown) => !(v === "" || v === null || v === undefined || v === false || v === 0);
 
-/** The YAML tags of Authentik's blueprints (authentik/blueprints/v1/common.py), as far as the double needs them. */
-function blueprintTags(env: Record<string, string>): (ScalarTag | CollectionTag)[] {
-  const envValue = (node: unknown) => {
-    const [name, fallback] = Array.isArray(node) ? node : [node, ""];
-    return env[String(name)] ?? String(fallback ?? "");
+type Tagged = { tag: string; args: unknown[] };
+const isTagged = (v: unknown): v is Tagged => typeof v === "object" && v !== null && "tag" in v && "args" in v;
+
+/**
+ * The YAML tags of Authentik's blueprints (authentik/blueprints/v1/common.py), kept as
+ * {tag, args} while the file is read: the whole document, anchors and aliases included, is
+ * built first (an alias inside a tag's sequence needs the document), then resolveTags runs.
+ */
+function blueprintTags(): (ScalarTag | CollectionTag)[] {
+  const scalar = (tag: string): ScalarTag => ({ tag, resolve: (s: string) => ({ tag, args: [s] }) }) as unknown as ScalarTag;
+  const seq = (tag: string): CollectionTag => {
+    class TaggedSeq extends YAMLSeq {
+      static tag = tag;
+      // A tag node is {tag, args}, not the array a plain YAMLSeq gives.
+      toJSON(_?: unknown, ctx?: Parameters<YAMLSeq["toJSON"]>[1]): any {
+        const node: Tagged = { tag, args: super.toJSON(_, ctx) };
+        return node;
+      }
+    }
+    return { tag, collection: "seq", nodeClass: TaggedSeq, resolve: (node) => Object.assign(new TaggedSeq(), node) } as CollectionTag;
   };
-  return [
-    { tag: "!Env", resolve: (s: string) => envValue(s) } as ScalarTag,
-    { tag: "!Env", collection: "seq", resolve: (seq) => envValue((seq as unknown as { toJSON(): unknown[] }).toJSON()) } as CollectionTag,
-    // A lookup, resolved when its entry is applied (see resolveRefs).
-    { tag: "!Find", collection: "seq", resolve: (seq: unknown) => ({ __find: (seq as { toJSON(): unknown }).toJSON() }) } as unknown as CollectionTag,
-    { tag: "!KeyOf", resolve: (s: string) => keyOf(s) } as unknown as ScalarTag,
-    // !Condition [MODE, args…]: AND = all(bool(arg)), OR = any (common.py Condition).
-    {
-      tag: "!Condition",
-      collection: "seq",
-      resolve: (seq) => {
-        const [mode, ...args] = (seq as unknown as { toJSON(): unknown[] }).toJSON();
-        if (mode === "AND") return args.every(truthy);
-        if (mode === "OR") return args.some(truthy);
-        throw new Error(`docker double: !Condition mode ${String(mode)} is not implemented`);
-      },
-    } as CollectionTag,
-    {
-      tag: "!Format",
-      collection: "seq",
-      resolve: (seq) => {
-        const [format, ...args] = (seq as unknown as { toJSON(): unknown[] }).toJSON() as string[];
-        let i = 0;
-        return format.replace(/%s/g, () => String(args[i++]));
-      },
-    } as CollectionTag,
-  ];
+  return [...["!Env", "!KeyOf"].map(scalar), ...["!Env", "!Find", "!Condition", "!If", "!Format"].map(seq)];
+}
+
+/**
+ * !Env [KEY, default] = getenv(KEY) or default; !Format = fmt % args; !Condition AND/OR over
+ * bool(arg); !If [cond, a, b] (common.py Env, Format, Condition, If). !Find and !KeyOf look
+ * objects up, so they stay markers until their entry is applied (see resolveRefs).
+ */
+function resolveTags(value: unknown, env: Record<string, string>): unknown {
+  if (Array.isArray(value)) return value.map((v) => resolveTags(v, env));
+  if (!value || typeof value !== "object") return value;
+  if (!isTagged(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolveTags(v, env)]));
+  const args = value.args.map((v) => resolveTags(v, env));
+  switch (value.tag) {
+    case "!Env": {
+      const [name, fallback] = args;
+      return env[String(name)] || String(fallback ?? "");
+    }
+    case "!KeyOf":
+      return keyOf(String(args[0]));
+    case "!Find":
+      return { __find: args };
+    case "!Condition": {
+      const [mode, ...rest] = args;
+      if (mode === "AND") return rest.every(truthy);
+      if (mode === "OR") return rest.some(truthy);
+      throw new Error(`docker double: !Condition mode ${String(mode)} is not implemented`);
+    }
+    case "!If":
+      return truthy(args[0]) ? args[1] : args[2];
+    case "!Format": {
+      const [format, ...rest] = args as string[];
+      let i = 0;
+      return format.replace(/%s/g, () => String(rest[i++]));
+    }
+    default:
+      throw new Error(`docker double: tag ${value.tag} is not implemented`);
+  }
 }
 

@@ -36,6 +36,8 @@ export interface BifrostOptions {
   publicServices?: VpsSettings["publicServices"];
   /** core:netbirdUserApproval (default true). */
   netbirdUserApproval?: boolean;
+  /** core:authentikGithubClientId and core:authentikGithubOrg (default: no GitHub login). */
+  authentikGithub?: { clientId: string; org?: string };
   /** A reprovision: start on a copy of this earlier harness's data root (the kept volume). */
   dataFrom?: BifrostHost;
 }
@@ -80,6 +82,8 @@ export abstract class BifrostHost {
       netbirdOwnerEmail: "owner@example.test",
       netbirdUserApproval: options.netbirdUserApproval ?? true,
       netbirdUsersGroup: "netbird-users",
+      authentikGithubClientId: options.authentikGithub?.clientId,
+      authentikGithubOrg: options.authentikGithub?.org,
       netbirdAdminSources: [],
       publicServices: options.publicServices ?? [{ name: "grafana", upstream: "http://100.64.0.10:3000" }],
       dataRoot: this.data,

@@ -132,6 +132,7 @@ describe("the rendered files' frame", () => {
       NB_USER_APPROVAL_REQUIRED: "true",
       BIFROST_NETBIRD_USERS_GROUP: "netbird-users",
       AUTHENTIK_GITHUB_CLIENT_ID: "",
+      AUTHENTIK_GITHUB_ORG: "",
       BIFROST_NETBIRD_ADMIN_SOURCES: "198.51.100.0/24",
       BIFROST_PUBLIC_SERVICES: "grafana=http://100.64.0.10:3000 home=https://100.64.0.11",
       BIFROST_DATA: settings.dataRoot,
@@ -141,6 +142,7 @@ describe("the rendered files' frame", () => {
       BIFROST_VOLUME_DEVICE: settings.volumeDevice,
     });
     expect(parseComposeEnvFile(renderEnv({ ...settings, authentikGithubClientId: "Ov23likkkk" }, {})).AUTHENTIK_GITHUB_CLIENT_ID).toBe("Ov23likkkk");
+    expect(parseComposeEnvFile(renderEnv({ ...settings, authentikGithubOrg: "homelab-people" }, {})).AUTHENTIK_GITHUB_ORG).toBe("homelab-people");
     expect(parseComposeEnvFile(renderEnv({ ...settings, publicServices: [] }, {})).BIFROST_PUBLIC_SERVICES).toBe("");
   });
 });

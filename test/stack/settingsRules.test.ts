@@ -25,6 +25,7 @@ describe("hetzner settings", () => {
       netbirdUserApproval: true,
       netbirdUsersGroup: "netbird-users",
       authentikGithubClientId: undefined,
+      authentikGithubOrg: undefined,
       serverType: "cx23",
       image: "debian-13",
       sshPublicKey: hetzner.sshPublicKey,
@@ -102,6 +103,13 @@ describe("hetzner settings", () => {
     expect(problemsH({ authentikGithubClientId: "k".repeat(64) })).toEqual([]);
     const expected = one("authentikGithubClientId", "expected a GitHub OAuth client id (8 to 64 characters [A-Za-z0-9._-], such as Ov23li…)");
     for (const bad of ["k".repeat(7), "k".repeat(65), "kkkkkkkk kk", "kkkkkkkk/", "kkkkkkkk\n"]) expect(problemsH({ authentikGithubClientId: bad })).toEqual(expected);
+  });
+
+  it("authentikGithubOrg: optional, a GitHub organisation name (what reaches the blueprint's Python string)", () => {
+    expect(checkH({ authentikGithubOrg: "" })).toMatchObject({ problems: [], settings: { authentikGithubOrg: undefined } });
+    for (const ok of ["a", "homelab-people", "A1-b2-C3", "k".repeat(39)]) expect(problemsH({ authentikGithubOrg: ok }), ok).toEqual([]);
+    const expected = one("authentikGithubOrg", "expected a GitHub organisation name (up to 39 letters, digits and single hyphens inside)");
+    for (const bad of ["k".repeat(40), "-lead", "trail-", "two--hyphens", 'org" + x', "org\\n", "org_name", "o rg"]) expect(problemsH({ authentikGithubOrg: bad }), bad).toEqual(expected);
   });
 
   it("sshPublicKey: one OpenSSH public key line of a known type", () => {
@@ -321,6 +329,13 @@ describe("checkGithubLogin", () => {
     expect(checkGithubLogin("AUTHENTIK_GITHUB_SECRET", false, "Ov23likkkk")).toEqual([
       { key: "AUTHENTIK_GITHUB_SECRET", problem: "missing from secrets/bootstrap.sops.yaml while core:authentikGithubClientId is set: the GitHub login needs both, or neither" },
     ]);
+  });
+
+  it("refuses an organisation while the GitHub login is off, and takes it with the login on", () => {
+    expect(checkGithubLogin("AUTHENTIK_GITHUB_SECRET", false, undefined, "homelab-people")).toEqual([
+      { key: "core:authentikGithubOrg", problem: "set while the GitHub login is off: it needs core:authentikGithubClientId and AUTHENTIK_GITHUB_SECRET" },
+    ]);
+    expect(checkGithubLogin("AUTHENTIK_GITHUB_SECRET", true, "Ov23likkkk", "homelab-people")).toEqual([]);
   });
 });
 

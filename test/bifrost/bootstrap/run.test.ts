@@ -97,6 +97,15 @@ describe("bootstrap.sh in the docker double", () => {
     // binding every Authentik user (a GitHub login included) would.
     expect(b.double.authentik.applicationGroups("netbird")).toEqual(["netbird-users"]);
     expect(b.double.authentik.flowReputationBindings("default-authentication-flow")).toEqual([{ policy: "homelab-core login reputation", threshold: -10, negate: true }]);
+    // Administrators get the stage that makes them set up a second factor; everyone else the
+    // login flow's own optional one. Both decided when reached, with the user known.
+    const mfa = b.double.authentik.flowMfaStages("default-authentication-flow");
+    expect(mfa.map(({ configurationStages, ...rest }) => ({ ...rest, configurationStages: configurationStages.length }))).toEqual([
+      { stage: "default-authentication-mfa-validation", order: 30, reEvaluated: true, notConfiguredAction: "skip", configurationStages: 0, policies: [{ policy: "homelab-core administrators", negate: true }] },
+      { stage: "homelab-core-admin-mfa", order: 31, reEvaluated: true, notConfiguredAction: "configure", configurationStages: 2, policies: [{ policy: "homelab-core administrators", negate: false }] },
+    ]);
+    // No GitHub login here (no client id): nothing is bound to the source flows.
+    expect(b.double.authentik.flowExpressionPolicies("default-source-enrollment")).toEqual([]);
     const store = b.double.netbird.store();
     expect(b.double.netbird.setupCalls).toBe(1);
     expect(store.owner?.email).toBe("owner@example.test");
@@ -381,12 +390,25 @@ describe("bootstrap.sh in the docker double", () => {
     expect(b.double.authentik.providers.has("netbird")).toBe(false);
   });
 
+  it("with the GitHub login, its sign-up and login flows carry the organisation check, the organisation from the stack", async () => {
+    const b = await bifrost({ secrets: canarySecrets({ optional: true }), authentikGithub: { clientId: "Ov23liTestClientId01", org: "homelab-people" } });
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    const signup = b.double.authentik.flowExpressionPolicies("default-source-enrollment");
+    const login = b.double.authentik.flowExpressionPolicies("default-source-authentication");
+    expect(signup.map((p) => [p.policy, p.negate])).toEqual([["homelab-core GitHub sign-up", false]]);
+    expect(login.map((p) => [p.policy, p.negate])).toEqual([["homelab-core GitHub login", false]]);
+    for (const p of [...signup, ...login]) expect(p.expression).toContain('org = "homelab-people"\n');
+    expect(signup[0].expression).toContain("refuse_without_org = True\n");
+    expect(login[0].expression).toContain("refuse_without_org = False\n");
+  });
+
   it("without its metaapplyblueprint entries the blueprint is refused while the worker has not applied the default flows", async () => {
     const b = await bifrost();
     b.double.configure({ discoveryMs: { bootstrap: 0, instances: 0, applied: 60_000 } });
     const file = path.join(b.dir, "authentik/blueprints/netbird.yaml");
-    const doc = parseYaml(fs.readFileSync(file, "utf8").replace(/!(Env|Format|Find|KeyOf|Condition) /g, "")) as { entries: { model: string }[] };
-    expect(doc.entries.filter((e) => e.model === "authentik_blueprints.metaapplyblueprint")).toHaveLength(6);
+    const doc = parseYaml(fs.readFileSync(file, "utf8").replace(/!(Env|Format|Find|KeyOf|Condition|If)\b/g, "")) as { entries: { model: string }[] };
+    expect(doc.entries.filter((e) => e.model === "authentik_blueprints.metaapplyblueprint")).toHaveLength(8);
     fs.writeFileSync(file, fs.readFileSync(file, "utf8").replace(/  - model: authentik_blueprints\.metaapplyblueprint\n(?:    .*\n|      .*\n)+/g, ""));
     const r = await b.run({ env: { BIFROST_WAIT_TIMEOUT: "1", BIFROST_API_RETRY_DELAY: "0.1" } });
     expect(r.code).not.toBe(0);
