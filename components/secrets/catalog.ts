@@ -89,6 +89,11 @@ export interface CatalogEntry {
   readonly rotation: Rotation;
   /** Compose services whose configuration references this secret (environment or a mounted rendered file). */
   readonly consumers: readonly ComposeService[];
+  /**
+   * A narrower key that, when the SOPS file has it, goes to the VPS in this one's place: this
+   * one then stays off the VPS (its other destinations unchanged).
+   */
+  readonly replacedOnVpsBy?: string;
 }
 
 const base64Bytes = (value: string): number | undefined => {
@@ -135,12 +140,30 @@ export const catalog: readonly CatalogEntry[] = [
   },
   {
     key: "CLOUDFLARE_API_TOKEN",
-    deliveredAs: "CF_DNS_API_TOKEN (Traefik ACME DNS-01); cloudflare provider; k8s `cert-manager/cloudflare-api-token`",
+    deliveredAs: "cloudflare provider; k8s `cert-manager/cloudflare-api-token`; Traefik's CF_DNS_API_TOKEN (ACME DNS-01) unless CLOUDFLARE_DNS_TOKEN is set",
     where: [".secrets.env", "program", "cluster"],
     requiredFor: ["hetzner", "cluster"],
     source: "sops",
     format: { rule: "at least 40 characters [A-Za-z0-9_-]", test: (v) => /^[A-Za-z0-9_-]{40,}$/.test(v) },
     generate: "Cloudflare dashboard → My Profile → API Tokens → Create (Zone:Zone:Read + Zone:DNS:Edit on the zone)",
+    rotation: { kind: "yes" },
+    consumers: ["traefik"],
+    replacedOnVpsBy: "CLOUDFLARE_DNS_TOKEN",
+  },
+  {
+    // The internet-facing VPS then holds a token that can only edit DNS records, not the one
+    // Pulumi uses to manage the zone (and, for the cluster, cert-manager's). Traefik's ACME
+    // client is lego: CF_DNS_API_TOKEN "with DNS:Edit permission", CF_ZONE_API_TOKEN "with
+    // Zone:Read" defaulting to the same token (go-acme/lego docs/content/dns/zz_gen_cloudflare.md),
+    // so one token with both permissions on this zone serves.
+    key: "CLOUDFLARE_DNS_TOKEN",
+    deliveredAs: "Traefik's CF_DNS_API_TOKEN (ACME DNS-01), in place of CLOUDFLARE_API_TOKEN, which then stays off the VPS",
+    where: [".secrets.env"],
+    requiredFor: [],
+    optional: { for: ["hetzner"], without: "Traefik uses CLOUDFLARE_API_TOKEN, which then goes to the VPS" },
+    source: "sops",
+    format: { rule: "at least 40 characters [A-Za-z0-9_-]", test: (v) => /^[A-Za-z0-9_-]{40,}$/.test(v) },
+    generate: "Cloudflare dashboard → My Profile → API Tokens → Create (Zone:Zone:Read + Zone:DNS:Edit, this zone only)",
     rotation: { kind: "yes" },
     consumers: ["traefik"],
   },
@@ -458,6 +481,14 @@ export function entriesIn(file: VpsFile): CatalogEntry[] {
 /** Entries the program ships to the VPS in either env file, SOPS or generated, in catalog order. */
 export function entriesOnVps(): CatalogEntry[] {
   return catalog.filter((e) => e.where.includes(".env") || e.where.includes(".secrets.env"));
+}
+
+/**
+ * Entries the VPS receives given which keys the SOPS file has: those on the VPS, less any whose
+ * `replacedOnVpsBy` key is present.
+ */
+export function entriesShipped(present: (key: string) => boolean): CatalogEntry[] {
+  return entriesOnVps().filter((e) => !(e.replacedOnVpsBy && present(e.replacedOnVpsBy)));
 }
 
 /** Services that are recreated or restarted when `key` changes: its consumers, in compose order. */

@@ -4,7 +4,7 @@
  * and the bootstrap reads them back with its own small parser, so the quoting below must
  * round-trip through both.
  */
-import { entriesIn, entriesOnVps, type VpsFile } from "./catalog";
+import { catalog, entriesShipped, type VpsFile } from "./catalog";
 
 /** Non-secret settings the VPS needs; they go into `.env` beside the secrets listed there. */
 export interface VpsSettings {
@@ -60,18 +60,26 @@ function renderFile(file: VpsFile, variables: readonly (readonly [string, string
 /** Secret values by catalog key, SOPS or generated; optional ones that are absent are simply missing. */
 export type SecretValues = Readonly<Record<string, string | undefined>>;
 
+const presentIn = (secrets: SecretValues) => (key: string) => secrets[key] !== undefined;
+
 function secretVariables(file: VpsFile, secrets: SecretValues): [string, string | undefined][] {
-  return entriesIn(file).map((e) => [e.key, secrets[e.key]]);
+  return entriesShipped(presentIn(secrets))
+    .filter((e) => e.where.includes(file))
+    .map((e) => [e.key, secrets[e.key]]);
 }
 
 export function renderSecretsEnv(secrets: SecretValues): string {
   return renderFile(".secrets.env", secretVariables(".secrets.env", secrets));
 }
 
-/** Keys the bootstrap's pre-flight insists on: every required secret either file carries, generated ones included. */
-export function requiredOnVps(): string[] {
-  return entriesOnVps()
-    .filter((e) => e.requiredFor.includes("hetzner"))
+/**
+ * Keys the bootstrap's pre-flight insists on: every required secret either file carries,
+ * generated ones included, and a present key that stands in for a required one.
+ */
+export function requiredOnVps(secrets: SecretValues): string[] {
+  const standsIn = (key: string) => catalog.some((e) => e.replacedOnVpsBy === key && e.requiredFor.includes("hetzner"));
+  return entriesShipped(presentIn(secrets))
+    .filter((e) => e.requiredFor.includes("hetzner") || (standsIn(e.key) && secrets[e.key] !== undefined))
     .map((e) => e.key);
 }
 
@@ -94,7 +102,7 @@ export function renderEnv(settings: VpsSettings, secrets: SecretValues): string 
     ["BIFROST_TRAEFIK_ADDRESS", settings.traefikAddress],
     ["BIFROST_DATABASE_SUBNET", settings.databaseSubnet],
     ["BIFROST_VOLUME_DEVICE", settings.volumeDevice],
-    ["BIFROST_REQUIRED_SECRETS", requiredOnVps().join(" ")],
+    ["BIFROST_REQUIRED_SECRETS", requiredOnVps(secrets).join(" ")],
     ...secretVariables(".env", secrets),
   ]);
 }

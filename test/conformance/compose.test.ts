@@ -74,16 +74,20 @@ function environmentOf(s: Service): Environment {
 }
 
 const vpsSecretKeys = entriesOnVps().map((e) => e.key);
-/** `${KEY}` or `${KEY:-default}`: the raw value is exactly one catalog secret. */
-const secretReference = /^\$\{([A-Z][A-Z0-9_]*)(?::-[^}]*)?\}$/;
+/**
+ * `${KEY}`, `${KEY:-default}` or `${KEY:-${OTHER:-}}`: the raw value is exactly one catalog
+ * secret, or one in place of another (a key the catalog ships replacedOnVpsBy).
+ */
+const secretReference = /^\$\{([A-Z][A-Z0-9_]*)(?::-(?:\$\{([A-Z][A-Z0-9_]*)(?::-)?\}|[^}$]*))?\}$/;
 
 /** Where the raw compose file puts a catalog secret, whole, into a container's environment. */
 function secretReferences(model: ComposeModel) {
-  const refs: { service: string; variable: string; key: string }[] = [];
+  const refs: { service: string; variable: string; key: string; insteadOf?: string }[] = [];
   for (const [service, s] of Object.entries(model.services)) {
     for (const [variable, raw] of Object.entries(environmentOf(s))) {
-      const key = typeof raw === "string" ? raw.match(secretReference)?.[1] : undefined;
-      if (key && vpsSecretKeys.includes(key)) refs.push({ service, variable, key });
+      const match = typeof raw === "string" ? raw.match(secretReference) : null;
+      const key = match?.[1];
+      if (key && vpsSecretKeys.includes(key)) refs.push({ service, variable, key, insteadOf: match?.[2] });
     }
   }
   return refs;
@@ -120,12 +124,25 @@ describe("Compose v2 from Debian trixie (docker compose config)", () => {
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
     const refs = secretReferences(rawModel(b));
-    expect(refs.map((x) => x.key)).toEqual(expect.arrayContaining(["AUTHENTIK_POSTGRESQL_PASSWORD", "CLOUDFLARE_API_TOKEN", "AUTHENTIK_SECRET_KEY"]));
+    expect(refs.map((x) => x.key)).toEqual(expect.arrayContaining(["AUTHENTIK_POSTGRESQL_PASSWORD", "CLOUDFLARE_DNS_TOKEN", "AUTHENTIK_SECRET_KEY"]));
+    expect(refs.find((x) => x.key === "CLOUDFLARE_DNS_TOKEN")?.insteadOf).toBe("CLOUDFLARE_API_TOKEN");
     for (const { service, variable, key } of refs) {
       const printed = environmentOf(r.model!.services[service])[variable];
       expect(typeof printed, `${service} ${variable}`).toBe("string");
       expect(containerValue(printed as string), `${service} ${variable} from ${key}`).toBe(secrets[key]);
     }
+  });
+
+  it("gives Traefik the narrower DNS token when SOPS has one, else the zone token (real Compose resolves the nested default)", () => {
+    const values = canaryValues("hetzner", "acme");
+    const traefikToken = (secrets: Record<string, string>) => {
+      const r = composeConfig(bundleWith(secrets));
+      expect(r.stderr).toBe("");
+      return containerValue(environmentOf(r.model!.services.traefik).CF_DNS_API_TOKEN as string);
+    };
+    expect(traefikToken(values)).toBe(values.CLOUDFLARE_DNS_TOKEN);
+    const { CLOUDFLARE_DNS_TOKEN: _dns, ...zoneOnly } = values;
+    expect(traefikToken(zoneOnly)).toBe(values.CLOUDFLARE_API_TOKEN);
   });
 
   it("pins the network and Traefik's address, and netbird-proxy trusts PROXY headers from that address only (real Compose)", () => {

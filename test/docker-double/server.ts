@@ -680,19 +680,61 @@ export function parseEnvFile(text: string, lookup: (name: string) => string | un
   return vars;
 }
 
-function interpolate(value: unknown, env: Record<string, string>, warn: (name: string) => void): unknown {
-  if (typeof value === "string") {
-    return value.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?)([-?])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (m, name, colon, op, arg, bare) => {
-      if (m === "$$") return "$";
-      const key = name ?? bare;
+/**
+ * Compose's interpolation (compose-go v2 template/template.go, as Compose 2.26.1 uses it): `$$`
+ * is a `$`; `$NAME`, `${NAME}`; `${NAME:-default}` / `${NAME-default}` (the colon form also
+ * when empty); `${NAME:?message}` / `${NAME?message}` fail. A default may itself hold
+ * `${…}`, substituted only when it is used — the real Compose resolves
+ * `${A:-${B:-}}` so (test/conformance/compose.test.ts checks it on trixie's Compose).
+ */
+function interpolateText(text: string, env: Record<string, string>, warn: (name: string) => void): string {
+  let out = "";
+  let i = 0;
+  while (i < text.length) {
+    if (text.startsWith("$$", i)) {
+      out += "$";
+      i += 2;
+    } else if (text.startsWith("${", i)) {
+      let depth = 1;
+      let j = i + 2;
+      for (; j < text.length && depth > 0; j++) {
+        if (text.startsWith("${", j)) {
+          depth++;
+          j++;
+        } else if (text[j] === "}") depth--;
+      }
+      if (depth > 0) throw new Failure(`invalid interpolation format for ${text}`);
+      const inner = text.slice(i + 2, j - 1);
+      const m = /^([A-Za-z_][A-Za-z0-9_]*)(?:(:?)([-?])([\s\S]*))?$/.exec(inner);
+      if (!m) throw new Failure(`invalid interpolation format for ${text}`);
+      const [, key, colon, op, arg] = m;
       const val = env[key];
       const unset = val === undefined || (colon === ":" && val === "");
-      if (op === "-") return unset ? arg : val;
-      if (op === "?" && unset) throw new Failure(`required variable ${key} is missing a value: ${arg}`);
-      if (val === undefined) warn(key);
-      return val ?? "";
-    });
+      if (op === "-") out += unset ? interpolateText(arg, env, warn) : val;
+      else if (op === "?" && unset) throw new Failure(`required variable ${key} is missing a value: ${arg}`);
+      else {
+        if (val === undefined) warn(key);
+        out += val ?? "";
+      }
+      i = j;
+    } else {
+      const bare = /^\$([A-Za-z_][A-Za-z0-9_]*)/.exec(text.slice(i));
+      if (bare) {
+        const val = env[bare[1]];
+        if (val === undefined) warn(bare[1]);
+        out += val ?? "";
+        i += bare[0].length;
+      } else {
+        out += text[i];
+        i++;
+      }
+    }
   }
+  return out;
+}
+
+function interpolate(value: unknown, env: Record<string, string>, warn: (name: string) => void): unknown {
+  if (typeof value === "string") return interpolateText(value, env, warn);
   if (Array.isArray(value)) return value.map((v) => interpolate(v, env, warn));
   if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, env, warn)]));
   return value;

@@ -12,6 +12,7 @@ const marker = (key: string, tag: string) => `CANARY${key.replace(/_/g, "").toLo
 const builders: Record<string, (m: string, tag: string) => string> = {
   HCLOUD_TOKEN: (m) => pad(m, 64),
   CLOUDFLARE_API_TOKEN: (m) => pad(`${m}_-`, 48),
+  CLOUDFLARE_DNS_TOKEN: (m) => pad(`${m}_-`, 48),
   AUTHENTIK_TOKEN: (m) => pad(m, 48),
   AUTHENTIK_BOOTSTRAP_PASSWORD: (m) => `${m} $PWD #pw \\ &`,
   // At most 72 characters (NetBird's bcrypt limit).

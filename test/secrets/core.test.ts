@@ -129,9 +129,13 @@ describe("fingerprints", () => {
   it("list every secret on the VPS in catalog order, skip an absent optional one, and need every generated one", async () => {
     const generatedKeys = entriesOnVps().filter((e) => e.source === "generated").map((e) => e.key);
     const generated = Object.fromEntries(generatedKeys.map((k) => [k, pulumi.secret(`generated-${k}`)]));
-    const { AUTHENTIK_GITHUB_SECRET: _optional, ...withoutOptional } = values;
+    const { AUTHENTIK_GITHUB_SECRET: _optional, CLOUDFLARE_DNS_TOKEN: _dns, ...withoutOptional } = values;
     const list = secretFingerprints(withoutOptional, generated);
-    expect(list.map((f) => f.secret)).toEqual(entriesOnVps().map((e) => e.key).filter((k) => k !== "AUTHENTIK_GITHUB_SECRET"));
+    expect(list.map((f) => f.secret)).toEqual(entriesOnVps().map((e) => e.key).filter((k) => k !== "AUTHENTIK_GITHUB_SECRET" && k !== "CLOUDFLARE_DNS_TOKEN"));
+    // With the DNS token, the zone token stays off the VPS, and out of the bootstrap's triggers.
+    const withDns = secretFingerprints({ ...withoutOptional, CLOUDFLARE_DNS_TOKEN: "d".repeat(40) }, generated).map((f) => f.secret);
+    expect(withDns).toContain("CLOUDFLARE_DNS_TOKEN");
+    expect(withDns).not.toContain("CLOUDFLARE_API_TOKEN");
     const first = list.find((f) => f.secret === "AUTHENTIK_TOKEN")!;
     expect(first.fingerprint).toBe(hmac(values.NB_DATA_STORE_KEY!, "AUTHENTIK_TOKEN", values.AUTHENTIK_TOKEN!));
     const made = list.find((f) => f.secret === generatedKeys[0])! as unknown as { fingerprint: pulumi.Output<string> };

@@ -32,6 +32,7 @@ interface CharsetRule {
 const charsetRules: CharsetRule[] = [
   { key: "HCLOUD_TOKEN", min: 64, max: 64, classes: ["alnum"] },
   { key: "CLOUDFLARE_API_TOKEN", min: 40, classes: ["alnum", "dash", "underscore"] },
+  { key: "CLOUDFLARE_DNS_TOKEN", min: 40, classes: ["alnum", "dash", "underscore"] },
   { key: "AUTHENTIK_TOKEN", min: 32, classes: ["alnum"] },
   { key: "AUTHENTIK_BOOTSTRAP_PASSWORD", min: 16, classes: ["printable"] },
   { key: "NB_OWNER_PASSWORD", min: 12, max: 72, classes: ["printable"] },

@@ -1,6 +1,6 @@
 /** The renderers: deterministic files that Compose and the bootstrap both read back exactly. */
 import { describe, expect, it } from "vitest";
-import { entriesIn, entriesOnVps } from "../../components/secrets/catalog";
+import { entriesIn, entriesOnVps, entriesShipped } from "../../components/secrets/catalog";
 import { generatedHeader, quoteEnvValue, renderEnv, renderSecretsEnv, type VpsSettings } from "../../components/secrets/render";
 import { canaryValues } from "../helpers/canaries";
 import { parseEnvFile } from "../docker-double/server";
@@ -62,12 +62,13 @@ describe("quoteEnvValue", () => {
 describe("renderSecretsEnv and renderEnv", () => {
   // SOPS and generated values: the stack renders both.
   const secrets = canaryValues("hetzner", "render");
+  const shippedIn = (file: ".env" | ".secrets.env") => entriesShipped((k) => secrets[k] !== undefined).filter((e) => e.where.includes(file));
 
   it("start with the generated-file header and list variables in catalog order", () => {
     const text = renderSecretsEnv(secrets);
     expect(text.startsWith(`${generatedHeader(".secrets.env")}\n`)).toBe(true);
     const names = text.split("\n").filter((l) => /^[A-Z]/.test(l)).map((l) => l.split("=")[0]);
-    expect(names).toEqual(entriesIn(".secrets.env").map((e) => e.key));
+    expect(names).toEqual(shippedIn(".secrets.env").map((e) => e.key));
   });
 
   it("are deterministic", () => {
@@ -86,8 +87,8 @@ describe("renderSecretsEnv and renderEnv", () => {
   it("put each secret only in its own file, and the settings in .env", () => {
     const env = parseComposeEnvFile(renderEnv(settings, secrets));
     const secretsEnv = parseComposeEnvFile(renderSecretsEnv(secrets));
-    for (const e of entriesIn(".env")) expect(env[e.key]).toBe(secrets[e.key]);
-    for (const e of entriesIn(".secrets.env")) expect(secretsEnv[e.key]).toBe(secrets[e.key]);
+    for (const e of shippedIn(".env")) expect(env[e.key]).toBe(secrets[e.key]);
+    for (const e of shippedIn(".secrets.env")) expect(secretsEnv[e.key]).toBe(secrets[e.key]);
     expect(Object.keys(secretsEnv).filter((k) => k in env)).toEqual([]);
     expect(env).toMatchObject({
       BIFROST_DOMAIN: settings.domain,
@@ -100,13 +101,30 @@ describe("renderSecretsEnv and renderEnv", () => {
     });
     expect(parseComposeEnvFile(renderEnv({ ...settings, netbirdUserApproval: false }, secrets)).NB_USER_APPROVAL_REQUIRED).toBe("false");
     expect(parseComposeEnvFile(renderEnv({ ...settings, netbirdAdminSources: [] }, secrets)).BIFROST_NETBIRD_ADMIN_SOURCES).toBe("");
+    // CLOUDFLARE_DNS_TOKEN is among the secrets, so it stands in for CLOUDFLARE_API_TOKEN.
     expect(env.BIFROST_REQUIRED_SECRETS.split(" ").sort()).toEqual(
-      entriesOnVps().filter((e) => e.requiredFor.includes("hetzner")).map((e) => e.key).sort(),
+      [...entriesOnVps().filter((e) => e.requiredFor.includes("hetzner") && e.key !== "CLOUDFLARE_API_TOKEN").map((e) => e.key), "CLOUDFLARE_DNS_TOKEN"].sort(),
     );
   });
 
+  it("send Traefik's narrower DNS token in place of the zone token when SOPS has one, and require it instead", () => {
+    const required = (v: Record<string, string>) => parseComposeEnvFile(renderEnv(settings, v)).BIFROST_REQUIRED_SECRETS.split(" ");
+    const withDns = parseComposeEnvFile(renderSecretsEnv(secrets));
+    expect(withDns.CLOUDFLARE_DNS_TOKEN).toBe(secrets.CLOUDFLARE_DNS_TOKEN);
+    expect(withDns).not.toHaveProperty("CLOUDFLARE_API_TOKEN");
+    expect(renderSecretsEnv(secrets)).not.toContain(secrets.CLOUDFLARE_API_TOKEN);
+    expect(required(secrets)).toContain("CLOUDFLARE_DNS_TOKEN");
+    expect(required(secrets)).not.toContain("CLOUDFLARE_API_TOKEN");
+    const { CLOUDFLARE_DNS_TOKEN: _dns, ...zoneOnly } = secrets;
+    const without = parseComposeEnvFile(renderSecretsEnv(zoneOnly));
+    expect(without.CLOUDFLARE_API_TOKEN).toBe(secrets.CLOUDFLARE_API_TOKEN);
+    expect(without).not.toHaveProperty("CLOUDFLARE_DNS_TOKEN");
+    expect(required(zoneOnly)).toContain("CLOUDFLARE_API_TOKEN");
+    expect(required(zoneOnly)).not.toContain("CLOUDFLARE_DNS_TOKEN");
+  });
+
   it("round-trip hostile values through Compose's parser in either file", () => {
-    const values = Object.fromEntries(entriesIn(".secrets.env").map((e, i) => [e.key, hostileValues[i % hostileValues.length]]));
+    const values = Object.fromEntries(shippedIn(".secrets.env").map((e, i) => [e.key, hostileValues[i % hostileValues.length]]));
     expect(parseComposeEnvFile(renderSecretsEnv(values))).toMatchObject(values);
   });
 });

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
-import { entriesOnVps } from "../../components/secrets/catalog";
+import { entriesShipped, generatedEntriesFor } from "../../components/secrets/catalog";
 import { fingerprintKeySource } from "../../components/secrets/fingerprint";
 import { canary, canaryEnv } from "../helpers/canaries";
 import { hetznerConfig, isSecretNode, mockRandomPassword, one, runProgram, secretSig } from "../helpers/pulumiMocks";
@@ -41,7 +41,8 @@ async function triggers(env: Record<string, string> = baseEnv, config = hetznerC
 const differing = (a: Entry[], b: Entry[]) =>
   a.map((e, i) => [e, b[i]] as const).filter(([x, y]) => JSON.stringify(x) !== JSON.stringify(y));
 
-const vpsSecrets = entriesOnVps();
+// canaryEnv holds every optional key, CLOUDFLARE_DNS_TOKEN too: CLOUDFLARE_API_TOKEN is not shipped.
+const vpsSecrets = entriesShipped((k) => k in baseEnv || generatedEntriesFor("hetzner").some((e) => e.key === k));
 
 describe("bootstrap triggers", () => {
   it("are plain data: the server's id, the file hash, the settings hash, then one entry per secret on the VPS", async () => {
@@ -92,6 +93,17 @@ describe("bootstrap triggers", () => {
       }
     },
   );
+
+  it("with CLOUDFLARE_DNS_TOKEN, the zone token is off the VPS: changing it re-runs nothing there; without, it has its entry", async () => {
+    expect(vpsSecrets.map((e) => e.key)).not.toContain("CLOUDFLARE_API_TOKEN");
+    const before = await triggers();
+    expect(differing(before, await triggers({ ...baseEnv, CLOUDFLARE_API_TOKEN: canary("CLOUDFLARE_API_TOKEN", "rotated").value }))).toEqual([]);
+    const zoneOnly: Record<string, string> = { ...baseEnv };
+    delete zoneOnly.CLOUDFLARE_DNS_TOKEN;
+    const secrets = (await triggers(zoneOnly)).slice(3).map((e) => e.secret);
+    expect(secrets).toContain("CLOUDFLARE_API_TOKEN");
+    expect(secrets).not.toContain("CLOUDFLARE_DNS_TOKEN");
+  });
 
   it(`changing ${fingerprintKeySource}, which keys the fingerprints and must never change, changes every secret entry`, async () => {
     const before = await triggers();

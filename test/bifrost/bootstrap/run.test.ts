@@ -390,6 +390,18 @@ describe("bootstrap.sh in the docker double", () => {
     expect(b.double.authentik.providers.has("netbird")).toBe(false);
   });
 
+  it("with CLOUDFLARE_DNS_TOKEN, Traefik gets that token and CLOUDFLARE_API_TOKEN never reaches the VPS", async () => {
+    const secrets: Record<string, string> = { ...canarySecrets(), CLOUDFLARE_DNS_TOKEN: `dns${"k".repeat(40)}` };
+    const b = await bifrost({ secrets });
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    expect(b.double.containers.get("traefik")?.config.environment.CF_DNS_API_TOKEN).toBe(secrets.CLOUDFLARE_DNS_TOKEN);
+    expect(b.read(".secrets.env") + b.read(".env")).not.toContain(secrets.CLOUDFLARE_API_TOKEN);
+    const without = await bifrost();
+    expect((await without.run()).code).toBe(0);
+    expect(without.double.containers.get("traefik")?.config.environment.CF_DNS_API_TOKEN).toBe(without.secrets.CLOUDFLARE_API_TOKEN);
+  });
+
   it("with the GitHub login, its sign-up and login flows carry the organisation check, the organisation from the stack", async () => {
     const b = await bifrost({ secrets: canarySecrets({ optional: true }), authentikGithub: { clientId: "Ov23liTestClientId01", org: "homelab-people" } });
     const r = await b.run();
