@@ -12,7 +12,10 @@
 #     here): bookworm with PostgreSQL, Node.js, wget and busybox, cached as a tarball; and
 #     iptables, which dockerd runs inside each container's network namespace for its embedded
 #     DNS (service names on the compose network), even with --iptables=false for the host;
-#     iproute2 for the network namespace the engine tests run the daemon in.
+#     iproute2 for the network namespace the engine tests run the daemon in;
+#   - from the npm registry, Renovate's own package (not installed: two files are kept), for
+#     the Renovate configuration's test: its configuration schema and its docker-compose
+#     manager's file patterns.
 # Idempotent and quick when everything is present. Needs root for the apt-get install step and
 # for making the image root filesystem (mmdebstrap --mode=root), each only when missing.
 set -euo pipefail
@@ -44,6 +47,10 @@ readonly HOST_PACKAGES=(postgresql python3 python3-configobj python3-jinja2 pyth
 # the NetBird stand-in's accounts in store.db as netbird-server keeps them.
 readonly IMAGE_ROOTFS="$CACHE/standin-rootfs.tar"
 readonly IMAGE_PACKAGES=(postgresql-15 nodejs wget busybox bash sqlite3)
+# Renovate's release whose files test/tooling/renovate.test.ts reads (the same path and version there).
+readonly RENOVATE_VERSION=44.121.2
+readonly RENOVATE_DIR="$CACHE/renovate-$RENOVATE_VERSION"
+readonly RENOVATE_FILES=(package/renovate-schema.json package/dist/modules/manager/docker-compose/index.js)
 
 log() { printf '[conformance-tools] %s\n' "$*"; }
 die() {
@@ -193,6 +200,18 @@ image_rootfs() {
   printf '%s' "$list" >"$stamp"
 }
 
+# Renovate's package, fetched with npm (its registry is what every test machine reaches), and
+# only its schema and docker-compose manager kept; nothing of it runs here.
+renovate_files() {
+  [[ -f $RENOVATE_DIR/${RENOVATE_FILES[0]} && -f $RENOVATE_DIR/${RENOVATE_FILES[1]} ]] && return 0
+  local partial="$RENOVATE_DIR.partial" tarball
+  rm -rf "$partial" && mkdir -p "$partial"
+  tarball="$(cd "$partial" && npm pack --silent "renovate@$RENOVATE_VERSION")" || die "npm pack renovate@$RENOVATE_VERSION failed"
+  tar -xzf "$partial/$tarball" -C "$partial" "${RENOVATE_FILES[@]}"
+  rm -f "$partial/$tarball"
+  rm -rf "$RENOVATE_DIR" && mv "$partial" "$RENOVATE_DIR"
+}
+
 # Whether the stamp names every package this script unpacks (a package added to the lists
 # since the last run makes it stale).
 stamp_is_complete() {
@@ -223,6 +242,7 @@ main() {
   timed "trixie packages (${TRIXIE_PACKAGES[*]}) in ${CACHE#"$REPO_ROOT"/}" trixie_tools "$@"
   timed "smoke test" smoke_test
   timed "image root filesystem (${IMAGE_PACKAGES[*]}) in ${IMAGE_ROOTFS#"$REPO_ROOT"/}" image_rootfs
+  timed "renovate $RENOVATE_VERSION (schema, docker-compose manager) in ${RENOVATE_DIR#"$REPO_ROOT"/}" renovate_files
   log "tools: $(tr '\n' ' ' <"$STAMP")postgresql $(compgen -G '/usr/lib/postgresql/*/bin' | sed 's|.*/postgresql/\([^/]*\)/bin|\1|' | tr '\n' ' ')($((SECONDS - started))s)"
 }
 

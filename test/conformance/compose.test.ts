@@ -14,12 +14,14 @@ import type { SecretValues } from "../../components/secrets/render";
 import { canary, canaryValues } from "../helpers/canaries";
 import { copyBundle, hostileValues, removeBundle, type Bundle } from "./bundle";
 import { composeBinary, repoRoot, unpackedPackages } from "./tools";
+import { composeImages, digestOverride, localTag } from "../engine/images";
 
 const fixture = path.join(__dirname, "fixtures/compose-spec.json");
 const composeSpec = JSON.parse(fs.readFileSync(fixture, "utf8")) as Record<string, unknown>;
 
 type Environment = Record<string, string | null>;
 interface Service {
+  image?: string;
   environment?: Environment | string[];
   profiles?: string[];
   command?: string | string[];
@@ -51,12 +53,12 @@ const profilesOf = (model: ComposeModel) => [...new Set(Object.values(model.serv
  * types/mapping.go Mapping.Merge, which keeps a variable already set), so nothing of ours
  * may leak in.
  */
-function composeConfig(b: Bundle) {
+function composeConfig(b: Bundle, composeFiles?: string[]) {
   const profiles = profilesOf(rawModel(b)).flatMap((p) => ["--profile", p]);
   const r = spawnSync(composeBinary(), ["--env-file", ".env", "--env-file", ".secrets.env", ...profiles, "config", "--format", "json"], {
     cwd: b.dir,
     encoding: "utf8",
-    env: { PATH: "/usr/bin:/bin", HOME: b.root, DOCKER_CONFIG: path.join(b.root, ".docker") },
+    env: { PATH: "/usr/bin:/bin", HOME: b.root, DOCKER_CONFIG: path.join(b.root, ".docker"), ...(composeFiles ? { COMPOSE_FILE: composeFiles.join(":") } : {}) },
   });
   return { ...r, model: r.status === 0 ? (JSON.parse(r.stdout) as ComposeModel) : undefined };
 }
@@ -143,6 +145,25 @@ describe("Compose v2 from Debian trixie (docker compose config)", () => {
     expect(traefikToken(values)).toBe(values.CLOUDFLARE_DNS_TOKEN);
     const { CLOUDFLARE_DNS_TOKEN: _dns, ...zoneOnly } = values;
     expect(traefikToken(zoneOnly)).toBe(values.CLOUDFLARE_API_TOKEN);
+  });
+
+  it("an image pinned by digest (as Renovate pins them) runs the engine tests' stand-in under its tag, through their override", () => {
+    const b = bundleWith(canaryValues("hetzner", "digest"));
+    const digest = `sha256:${"0123456789abcdef".repeat(4)}`;
+    const pinned = fs.readFileSync(b.compose, "utf8").replace(/image: (traefik:\S+)/, `image: $1@${digest}`);
+    fs.writeFileSync(b.compose, pinned);
+    const images = Object.fromEntries(Object.entries(rawModel(b).services).map(([name, s]) => [name, s.image ?? ""]));
+    expect(images.traefik).toMatch(/@sha256:/);
+    const override = digestOverride(images)!;
+    expect(YAML.parse(override)).toEqual({ services: { traefik: { image: localTag(images.traefik) } } });
+    const file = path.join(b.root, "digests-override.yml");
+    fs.writeFileSync(file, override);
+    const plain = composeConfig(b);
+    expect(plain.model!.services.traefik.image).toBe(images.traefik);
+    const r = composeConfig(b, [b.compose, file]);
+    expect(r.stderr).toBe("");
+    expect(r.model!.services.traefik.image).toBe(images.traefik.replace(`@${digest}`, ""));
+    expect(digestOverride(composeImages())).toBeUndefined();
   });
 
   it("pins the network and Traefik's address, and netbird-proxy trusts PROXY headers from that address only (real Compose)", () => {

@@ -25,6 +25,14 @@ export function composeBinary(): string {
   return mustExist(path.join(rootfs, "usr/libexec/docker/cli-plugins/docker-compose"), "trixie's docker-compose");
 }
 
+/** Renovate's release the tools script fetched files of (RENOVATE_VERSION there). */
+export const renovateVersion = "44.121.2";
+
+/** A file of Renovate's npm package (package/…), as the tools script kept it. */
+export function renovateFile(file: string): string {
+  return mustExist(path.join(toolsDir, `renovate-${renovateVersion}`, "package", file), `Renovate ${renovateVersion}'s ${file}`);
+}
+
 /** The package versions the tools script unpacked ("name=version" lines). */
 export function unpackedPackages(): Record<string, string> {
   const stamp = mustExist(path.join(toolsDir, "packages.txt"), "the conformance tools stamp");

@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { BifrostHost, type BifrostOptions } from "../docker-double/harness";
 import type { Engine } from "./daemon";
+import { composeImages, digestOverride } from "./images";
 
 const override = path.join(__dirname, "compose.engine-override.yml");
 
@@ -33,11 +34,20 @@ export class EngineBifrost extends BifrostHost {
       env: {
         DOCKER_HOST: this.engine.env.DOCKER_HOST,
         DOCKER_CONFIG: this.engine.env.DOCKER_CONFIG,
-        COMPOSE_FILE: `${path.join(this.dir, "docker-compose.yml")}:${override}`,
+        COMPOSE_FILE: [path.join(this.dir, "docker-compose.yml"), override, ...this.digestOverrideFile()].join(":"),
         // Health is observed at the compose file's own intervals (5-10 s), on a 2-core machine.
         BIFROST_WAIT_TIMEOUT: "180",
       },
     };
+  }
+
+  /** The local tags of digest-pinned images (images.ts digestOverride), written beside the bundle; none when nothing is pinned. */
+  private digestOverrideFile(): string[] {
+    const text = digestOverride(composeImages());
+    if (text === undefined) return [];
+    const file = path.join(this.root, "compose.digests-override.yml");
+    fs.writeFileSync(file, text);
+    return [file];
   }
 
   /** bootstrap.sh runs in the engine's network namespace, where the published ports are: the VPS. */

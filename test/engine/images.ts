@@ -13,7 +13,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import ts from "typescript";
-import { parse as parseYaml } from "yaml";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { bifrostSource, repoRoot } from "../docker-double/harness";
 import { toolsDir, type Engine } from "./daemon";
 
@@ -80,6 +80,23 @@ export function composeImages(): Record<string, string> {
   return Object.fromEntries(Object.entries(compose.services).map(([service, s]) => [service, s.image]));
 }
 
+/**
+ * The local tag of an image docker-compose.yml may pin by digest as well (`name:tag@sha256:…`,
+ * as Renovate's docker:pinDigests writes it): a locally built image has no registry digest, so
+ * the stand-ins are tagged `name:tag` and digestOverride points Compose at them.
+ */
+export const localTag = (image: string): string => image.replace(/@sha256:[0-9a-f]{64}$/, "");
+
+/**
+ * A Compose override (YAML) naming the local tag for each service whose image carries a digest,
+ * or undefined when none does: test-only, like compose.engine-override.yml.
+ */
+export function digestOverride(images: Record<string, string>): string | undefined {
+  const pinned = Object.entries(images).filter(([, image]) => localTag(image) !== image);
+  if (pinned.length === 0) return undefined;
+  return stringifyYaml({ services: Object.fromEntries(pinned.map(([service, image]) => [service, { image: localTag(image) }])) });
+}
+
 /** Every stand-in source, transpiled to CommonJS at the same relative paths, with the yaml package beside them. */
 function buildContext(dir: string): void {
   const app = path.join(dir, "opt-standin");
@@ -119,7 +136,8 @@ export async function provideImages(engine: Engine): Promise<void> {
     await engine.docker(["import", rootfsTar, "standin-base:local"]);
     const images = composeImages();
     const built = new Set<string>();
-    for (const [service, image] of Object.entries(images)) {
+    for (const [service, pinned] of Object.entries(images)) {
+      const image = localTag(pinned);
       if (built.has(image)) continue;
       const spec = imageSpecs[service];
       if (!spec) throw new Error(`no stand-in image for compose service ${service}`);
