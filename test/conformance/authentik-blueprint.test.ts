@@ -23,7 +23,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import Ajv, { type ValidateFunction } from "ajv";
 import { describe, expect, it } from "vitest";
-import { parseDocument, YAMLSeq, type CollectionTag, type ScalarTag } from "yaml";
+import { parseDocument } from "yaml";
+import { isTagged, taggedNodes, type Tagged } from "../docker-double/blueprintTags";
 import schemaJson from "./fixtures/authentik-blueprint-schema.json";
 
 const repoRoot = path.resolve(__dirname, "../..");
@@ -59,28 +60,8 @@ const CANARY = {
 };
 
 type Env = Record<string, string | undefined>;
-type Tagged = { tag: string; args: unknown[] };
-const isTagged = (v: unknown): v is Tagged => typeof v === "object" && v !== null && "tag" in v && "args" in v;
-
 /** Authentik's tags, kept as {tag, args} so that resolution can use a test environment. */
-function tags(): (ScalarTag | CollectionTag)[] {
-  const scalar = (tag: string): ScalarTag => ({ tag, resolve: (s: string) => ({ tag, args: [s] }) });
-  const seq = (tag: string): CollectionTag => {
-    class TaggedSeq extends YAMLSeq {
-      static tag = tag;
-      // A tag node is {tag, args}, not the array a plain YAMLSeq gives.
-      toJSON(_?: unknown, ctx?: Parameters<YAMLSeq["toJSON"]>[1]): any {
-        const node: Tagged = { tag, args: super.toJSON(_, ctx) };
-        return node;
-      }
-    }
-    return { tag, collection: "seq", nodeClass: TaggedSeq, resolve: (node) => Object.assign(new TaggedSeq(), node) };
-  };
-  const out: (ScalarTag | CollectionTag)[] = [];
-  for (const t of ["!Env", "!Context", "!KeyOf"]) out.push(scalar(t));
-  for (const t of ["!Env", "!Context", "!Find", "!Format", "!If", "!Condition"]) out.push(seq(t));
-  return out;
-}
+const tags = () => taggedNodes(["!Env", "!Context", "!KeyOf"], ["!Env", "!Context", "!Find", "!Format", "!If", "!Condition"]);
 
 /** Parses with the tags kept as {tag, args} nodes (yaml rejects any tag not listed). */
 function parseBlueprint(text: string): unknown {

@@ -13,8 +13,9 @@
 import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import type * as http from "node:http";
-import { parseDocument, YAMLSeq, type ScalarTag, type CollectionTag } from "yaml";
+import { parseDocument } from "yaml";
 import { ApiServer, type Containers, type Reply } from "./apis";
+import { isTagged, taggedNodes } from "./blueprintTags";
 
 export interface OAuth2Provider {
   pk: number;
@@ -581,29 +582,11 @@ function resolveRefs(value: unknown, ids: Map<string, number | string>, find: Fi
 
 const truthy = (v: unknown) => !(v === "" || v === null || v === undefined || v === false || v === 0);
 
-type Tagged = { tag: string; args: unknown[] };
-const isTagged = (v: unknown): v is Tagged => typeof v === "object" && v !== null && "tag" in v && "args" in v;
-
 /**
- * The YAML tags of Authentik's blueprints (authentik/blueprints/v1/common.py), kept as
- * {tag, args} while the file is read: the whole document, anchors and aliases included, is
- * built first (an alias inside a tag's sequence needs the document), then resolveTags runs.
+ * The tags of Authentik's blueprints, read as {tag, args} (blueprintTags.ts) and resolved by
+ * resolveTags once the whole document is built.
  */
-function blueprintTags(): (ScalarTag | CollectionTag)[] {
-  const scalar = (tag: string): ScalarTag => ({ tag, resolve: (s: string) => ({ tag, args: [s] }) }) as unknown as ScalarTag;
-  const seq = (tag: string): CollectionTag => {
-    class TaggedSeq extends YAMLSeq {
-      static tag = tag;
-      // A tag node is {tag, args}, not the array a plain YAMLSeq gives.
-      toJSON(_?: unknown, ctx?: Parameters<YAMLSeq["toJSON"]>[1]): any {
-        const node: Tagged = { tag, args: super.toJSON(_, ctx) };
-        return node;
-      }
-    }
-    return { tag, collection: "seq", nodeClass: TaggedSeq, resolve: (node) => Object.assign(new TaggedSeq(), node) } as CollectionTag;
-  };
-  return [...["!Env", "!KeyOf"].map(scalar), ...["!Env", "!Find", "!Condition", "!If", "!Format"].map(seq)];
-}
+const blueprintTags = () => taggedNodes(["!Env", "!KeyOf"], ["!Env", "!Find", "!Condition", "!If", "!Format"]);
 
 /**
  * !Env [KEY, default] = getenv(KEY) or default; !Format = fmt % args; !Condition AND/OR over

@@ -18,7 +18,7 @@ import { bifrostSource, repoRoot } from "../docker-double/harness";
 import { toolsDir, type Engine } from "./daemon";
 
 const rootfsTar = path.join(toolsDir, "standin-rootfs.tar");
-const standinSources = ["test/engine/standin/main.ts", "test/engine/standin/pgStore.ts", "test/docker-double/apis.ts", "test/docker-double/authentik.ts", "test/docker-double/netbirdAccounts.ts", "test/docker-double/netbirdMesh.ts"];
+const standinSources = ["test/engine/standin/main.ts", "test/engine/standin/pgStore.ts", "test/docker-double/apis.ts", "test/docker-double/authentik.ts", "test/docker-double/blueprintTags.ts", "test/docker-double/netbirdAccounts.ts", "test/docker-double/netbirdMesh.ts"];
 const programs = ["traefik", "ak", "netbird-server", "netbird-dashboard", "netbird-proxy", "netbird"];
 
 /** Milliseconds an `ak` management command boots Django before it acts (as the bootstrap bench states it). */
