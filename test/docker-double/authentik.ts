@@ -345,8 +345,10 @@ export class AuthentikDouble {
   }
 
   private route(method: string, url: URL, headers: http.IncomingHttpHeaders, containers: Containers): Reply {
-    // The liveness probe `ak healthcheck` asks, unauthenticated (authentik/root/monitoring.py LiveView).
-    if (method === "GET" && url.pathname === "/-/health/live/") return { status: 200 };
+    // The liveness probe, unauthenticated (authentik/root/monitoring.py LiveView), which
+    // `ak healthcheck` asks with HEAD (cmd/server/healthcheck.go) through a route that takes
+    // every method (internal/web/proxy.go: a HandlerFunc with no Methods matcher), 2025.10.4.
+    if ((method === "GET" || method === "HEAD") && url.pathname === "/-/health/live/") return { status: 200 };
     // GET /application/o/<slug>/.well-known/openid-configuration, unauthenticated
     // (authentik/providers/oauth2/views/provider.py ProviderInfoView: 404 without a provider).
     const wellKnown = /^\/application\/o\/([^/]+)\/\.well-known\/openid-configuration$/.exec(url.pathname);

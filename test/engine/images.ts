@@ -36,9 +36,10 @@ interface ImageSpec {
  * stated start-up cost in milliseconds (STANDIN_START_MS).
  */
 export const imageSpecs: Record<string, ImageSpec> = {
-  // traefik v3.6.2 Dockerfile: root, ENTRYPOINT /entrypoint.sh → traefik with the flags.
+  // The official traefik image's Dockerfile (read for v3.6.2; the pin is v3.7.13): root,
+  // ENTRYPOINT /entrypoint.sh → traefik with the flags.
   traefik: { startMs: 500, lines: ['ENTRYPOINT ["traefik"]'] },
-  // docker-library/postgres 16/alpine3.22 Dockerfile: uid/gid 70, PGDATA, ENTRYPOINT
+  // docker-library/postgres 16/alpine3.24 Dockerfile (16.15, 9d15534): uid/gid 70, PGDATA, ENTRYPOINT
   // docker-entrypoint.sh, CMD postgres, STOPSIGNAL SIGINT.
   "authentik-postgres": {
     lines: [
@@ -109,7 +110,8 @@ function buildContext(dir: string): void {
   fs.cpSync(path.join(repoRoot, "node_modules/yaml"), path.join(app, "node_modules/yaml"), { recursive: true });
   const bin = path.join(dir, "bin");
   fs.mkdirSync(bin);
-  fs.writeFileSync(path.join(bin, "standin"), '#!/bin/sh\nexec node /opt/standin/test/engine/standin/main.js "$(basename "$0")" "$@"\n', { mode: 0o755 });
+  fs.copyFileSync(path.join(repoRoot, "test/engine/standin/standin.sh"), path.join(bin, "standin"));
+  fs.chmodSync(path.join(bin, "standin"), 0o755);
   for (const program of programs) fs.symlinkSync("standin", path.join(bin, program));
   fs.copyFileSync(path.join(repoRoot, "test/engine/standin/postgres-entrypoint.sh"), path.join(dir, "postgres-entrypoint.sh"));
   fs.chmodSync(path.join(dir, "postgres-entrypoint.sh"), 0o755);
@@ -117,7 +119,7 @@ function buildContext(dir: string): void {
 
 function contentHash(): string {
   const hash = createHash("sha256");
-  for (const file of [...standinSources, "test/engine/standin/postgres-entrypoint.sh", "test/engine/images.ts", "package-lock.json", "cloud/bifrost/docker-compose.yml"]) hash.update(fs.readFileSync(path.join(repoRoot, file)));
+  for (const file of [...standinSources, "test/engine/standin/standin.sh", "test/engine/standin/postgres-entrypoint.sh", "test/engine/images.ts", "package-lock.json", "cloud/bifrost/docker-compose.yml"]) hash.update(fs.readFileSync(path.join(repoRoot, file)));
   hash.update(fs.readFileSync(`${rootfsTar}.packages`));
   return hash.digest("hex").slice(0, 16);
 }

@@ -2,10 +2,11 @@
  * The stand-ins of the engine tests: one program, run in the images test/engine/images.ts
  * builds under the exact names docker-compose.yml pins, as each image's entrypoint and as the
  * commands the compose file's healthchecks and bootstrap.sh's `docker exec` call. The first
- * argument names the program it stands in for:
+ * argument names the program it stands in for (`traefik healthcheck --ping` and
+ * `ak healthcheck` answer in standin.sh, without a Node.js start):
  *
- *   traefik [flags…] | traefik healthcheck --ping
- *   ak server | ak worker | ak healthcheck | ak apply_blueprint FILE | ak shell -c CODE
+ *   traefik [flags…]
+ *   ak server | ak worker | ak apply_blueprint FILE | ak shell -c CODE
  *   netbird-server --config FILE
  *   netbird-dashboard
  *   netbird-proxy
@@ -53,24 +54,14 @@ function requireWritable(dir: string, why: string): void {
   }
 }
 
-async function get(url: string, timeoutMs = 2000): Promise<number> {
-  try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-    return response.status;
-  } catch {
-    return 0;
-  }
-}
-
 function serve(port: number, handler: http.RequestListener): Promise<void> {
   return new Promise((resolve) => http.createServer(handler).listen(port, "0.0.0.0", resolve));
 }
 
-// --- Traefik (traefik v3.6.2: cmd/healthcheck/healthcheck.go asks the ping handler, /ping on
-// the traefik entry point, :8080 unless configured) -----------------------------------------
+// --- Traefik (the ping handler `traefik healthcheck --ping` asks, standin.sh: /ping on the
+// traefik entry point, :8080 unless configured) ---------------------------------------------
 
-async function traefik(args: string[]): Promise<void> {
-  if (args[0] === "healthcheck") process.exit((await get("http://127.0.0.1:8080/ping")) === 200 ? 0 : 1);
+async function traefik(): Promise<void> {
   await sleep(startMs);
   // web redirects to websecure (the compose file's entryPoints.web.http.redirections).
   await serve(80, (req, res) => res.writeHead(308, { Location: `https://${req.headers.host ?? ""}${req.url ?? "/"}` }).end());
@@ -79,7 +70,8 @@ async function traefik(args: string[]): Promise<void> {
 }
 
 // --- Authentik (2025.10: lifecycle/ak writes the mode it runs in to /tmp/authentik-mode and
-// `ak healthcheck` checks that mode: the server's /-/health/live/, the worker's own check) ---
+// `ak healthcheck`, answered in standin.sh, checks that mode: the server's /-/health/live/,
+// the worker's own check, which these two files stand for) ----------------------------------
 
 const modeFile = "/tmp/authentik-mode";
 const workerReadyFile = "/tmp/authentik-worker-ready";
@@ -96,12 +88,6 @@ async function ak(args: string[]): Promise<void> {
       await waitForDatabase(store);
       await sleep(startMs);
       return command === "server" ? authentikServer(store) : authentikWorker(store);
-    }
-    case "healthcheck": {
-      const mode = fs.existsSync(modeFile) ? fs.readFileSync(modeFile, "utf8") : "";
-      if (mode === "server") process.exit((await get("http://127.0.0.1:9000/-/health/live/")) === 200 ? 0 : 1);
-      process.exit(mode === "worker" && fs.existsSync(workerReadyFile) ? 0 : 1);
-      break;
     }
     case "apply_blueprint":
     case "shell": {
@@ -300,7 +286,7 @@ async function main(): Promise<void> {
   const [program, ...args] = process.argv.slice(2);
   switch (path.basename(program ?? "")) {
     case "traefik":
-      return traefik(args);
+      return traefik();
     case "ak":
       return ak(args);
     case "netbird-server":
