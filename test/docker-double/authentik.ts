@@ -1,5 +1,6 @@
 /**
- * Authentik as the bootstrap meets it, answered as Authentik 2025.10 answers: its API on
+ * Authentik as the bootstrap meets it, answered as Authentik 2025.10 answers, with the later
+ * changes (to the pinned 2026.8) that alter an answer the bootstrap reads: its API on
  * authentik-server's port, the `ak` management commands bootstrap.sh runs (`apply_blueprint`,
  * `shell -c`), and the worker's blueprint discovery. All of it reads and writes Authentik's
  * database through an AuthentikStore: the docker double keeps it in a file on the postgres
@@ -96,9 +97,44 @@ export interface AuthentikDb {
   validateStages?: Record<string, { pk: string; name: string; notConfiguredAction: string; deviceClasses: string[]; configurationStages: string[] }>;
   stageBindings?: { pk: string; target: string; stage: string; order: number; evaluateOnPlan: boolean; reEvaluatePolicies: boolean }[];
   nextPk: number;
+  /** authentik_version_history's versions, oldest first (lifecycle/system_migrations/version_history_*.py). */
+  versionHistory?: string[];
 }
 
 export const emptyAuthentikDb = (): AuthentikDb => ({ tokens: {}, discovered: [], applied: [], providers: {}, applications: {}, sources: {}, nextPk: 1 });
+
+/** Authentik's release lines, oldest first (website/docs/releases/; quarterly since 2026.2: releases/2026/v2026.2.md "Release frequency change"). */
+export const authentikReleaseLines = ["2025.10", "2025.12", "2026.2", "2026.5", "2026.8"];
+
+/** The release line (YYYY.M) of a version. */
+export const releaseLineOf = (version: string): string => version.split(".").slice(0, 2).join(".");
+
+/**
+ * What Authentik's server does with its database's version history as it starts
+ * (lifecycle/migrate.py run_migrations), given the versions that ran it, oldest first:
+ * - since 2026.8, ensure_allowed_version runs first: unless the newest recorded version is
+ *   of the server's own line or the line before, it raises "Major version skips are not
+ *   allowed…" and nothing is recorded (lifecycle/migrate.py as indexed with 2026.8;
+ *   changelog "lifecycle: prevent version skipping upgrades (#24160)");
+ * - then the system migration version_history_update records the version unless a row with
+ *   it exists (2025.10.4 lifecycle/system_migrations/version_history_update.py);
+ * - then Django's migrations: before 2026.8 a skipped line failed there, after the version was
+ *   recorded (goauthentik/authentik issues #21617 "upgrading to 2025.12 first is required",
+ *   #22688, where 2025.10.2 → 2026.5.0 failed in authentik_core.0058_setup).
+ * A database without history (a new one) takes any version.
+ */
+export function authentikServerStart(version: string, history: readonly string[]): { record: boolean; refusal?: string } {
+  const line = releaseLineOf(version);
+  const index = authentikReleaseLines.indexOf(line);
+  if (index < 0) throw new Error(`authentik double: release line ${line} is not modelled`);
+  const last = history.at(-1);
+  const allowed = last === undefined || [line, authentikReleaseLines[index - 1]].includes(releaseLineOf(last));
+  if (index >= authentikReleaseLines.indexOf("2026.8") && !allowed)
+    return { record: false, refusal: "RuntimeError: Major version skips are not allowed. Please upgrade one major version at a time." };
+  const record = !history.includes(version);
+  if (!allowed) return { record, refusal: `django.db.utils.ProgrammingError: migrations failed: the database skipped from ${last} to ${version}` };
+  return { record };
+}
 
 /** Where Authentik's database lives. Both throw Authentik's OperationalError while PostgreSQL cannot be reached. */
 export interface AuthentikStore {
@@ -139,6 +175,22 @@ export class AuthentikDouble {
     private readonly record: (event: AuthentikEvent) => void = () => undefined,
   ) {
     this.api = new ApiServer("authentik-server", containers, (method, url, headers) => this.route(method, url, headers, containers));
+  }
+
+  /** The server of `image` started on the database: why it exited, if it refused (see authentikServerStart). */
+  serverStarted(image: string): string | undefined {
+    const version = /:(\d{4}\.\d+\.\d+)(@|$)/.exec(image)?.[1];
+    if (!version) throw new Error(`authentik double: no version in image ${image}`);
+    return this.store.transact((db) => {
+      const { record, refusal } = authentikServerStart(version, db.versionHistory ?? []);
+      if (record) db.versionHistory = [...(db.versionHistory ?? []), version];
+      return refusal;
+    });
+  }
+
+  /** The versions that ran the database, oldest first (authentik_version_history). */
+  versions(): string[] {
+    return this.store.read().versionHistory ?? [];
   }
 
   get tokens(): Map<string, StoredToken> {
@@ -375,10 +427,15 @@ export class AuthentikDouble {
       return { status: 200, body: { pagination: { count: results.length }, results } };
     }
     // GET /api/v3/providers/oauth2/?client_id=… (authentik/providers/oauth2/api/providers.py
-    // OAuth2ProviderViewSet, filterset client_id; paginated {pagination, results}).
+    // OAuth2ProviderViewSet, filterset client_id; paginated {pagination, results}). Since
+    // 2026.5 each redirect URI also carries redirect_uri_type, "authorization" unless set
+    // (RedirectURISerializer, commit 8c3d5f126 "providers/oauth: post_logout_redirect_uri
+    // support", in the fork's main at addbf5a2f).
     if (method === "GET" && url.pathname === "/api/v3/providers/oauth2/") {
       const clientId = url.searchParams.get("client_id");
-      const results = Object.values(db.providers).filter((p) => clientId === null || p.client_id === clientId);
+      const results = Object.values(db.providers)
+        .filter((p) => clientId === null || p.client_id === clientId)
+        .map((p) => ({ ...p, redirect_uris: p.redirect_uris.map((r) => ({ redirect_uri_type: "authorization", ...r })) }));
       return { status: 200, body: { pagination: { count: results.length }, results } };
     }
     // GET /api/v3/core/applications/<slug>/ (authentik/core/api/applications.py, lookup_field slug).

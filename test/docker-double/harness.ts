@@ -247,7 +247,7 @@ export function composeStep(call: string): string | undefined {
   const words = call.split(" ");
   if (words[0] !== "compose") return undefined;
   let i = 1;
-  while (words[i] === "--env-file" || words[i] === "--profile") i += 2;
+  while (["--env-file", "--profile", "-f"].includes(words[i])) i += 2;
   const rest = words.slice(i + 1);
   const services = rest.filter((w, j) => !w.startsWith("-") && !["--wait-timeout", "--tail", "--policy"].includes(rest[j - 1]));
   return [words[i], ...services].join(" ");

@@ -51,6 +51,8 @@ interface Container {
   config: ResolvedService;
   startedAt: number;
   log: string[];
+  /** Why its program exited at its last start (Authentik refusing its database), if it did. */
+  exited?: string;
 }
 
 interface ResolvedService {
@@ -215,6 +217,8 @@ export class DockerDouble {
     }
     if (command === "ps") return this.ps(rest, out);
     if (command === "stop") return this.stopContainers(rest, out);
+    if (command === "pull") return this.pull(rest, out);
+    if (command === "image" && rest[0] === "inspect") return this.imageInspect(rest.slice(1), out);
     throw new Failure(`docker double: unsupported command: docker ${request.args.join(" ")}`, 127);
   }
 
@@ -223,10 +227,12 @@ export class DockerDouble {
   private async compose(request: Request, args: string[], out: { stdout: string; stderr: string }): Promise<void> {
     const envFiles: string[] = [];
     const profiles: string[] = [];
+    const files: string[] = [];
     let i = 0;
     for (; i < args.length && args[i].startsWith("-"); i += 2) {
       if (args[i] === "--env-file") envFiles.push(args[i + 1]);
       else if (args[i] === "--profile") profiles.push(args[i + 1]);
+      else if (args[i] === "-f" || args[i] === "--file") files.push(args[i + 1]);
       else throw new Failure(`docker double: unsupported compose flag ${args[i]}`, 127);
     }
     const [sub, ...subArgs] = args.slice(i);
@@ -235,7 +241,7 @@ export class DockerDouble {
       out.stdout += "Docker Compose version v2.26.1 (double)\n";
       return;
     }
-    const project = loadProject(request, envFiles, out);
+    const project = loadProject(request, envFiles, files, out);
     const { flags, services } = splitFlags(subArgs);
     const known = (allowed: string[]) => {
       const unknown = Object.keys(flags).filter((f) => !allowed.includes(f));
@@ -262,6 +268,33 @@ export class DockerDouble {
         if (!("--detach" in flags) || !("--wait" in flags) || services.length === 0)
           throw new Failure("docker double: only `compose up --detach --wait [--wait-timeout N] SERVICE…` is supported", 127);
         return this.up(request.cwd, project, services, Number(flags["--wait-timeout"] ?? "0"), out);
+      case "config": {
+        // `config --format json [SERVICE…]`: the resolved model of the selected services and
+        // the services they depend on (docker/compose cmd/compose/config.go, Compose 2.26.1:
+        // `config --images authentik-server` prints authentik-postgres's image too). The double
+        // renders each service's image only.
+        known(["--format"]);
+        if (flags["--format"] !== "json") throw new Failure("docker double: only `compose config --format json [SERVICE…]` is supported", 127);
+        const selected = new Set<string>();
+        const select = (s: string) => {
+          if (selected.has(s)) return;
+          selected.add(s);
+          project[s].dependsOn.forEach(select);
+        };
+        (services.length ? services : Object.keys(project)).forEach(select);
+        out.stdout += `${JSON.stringify({ name: "bifrost", services: Object.fromEntries([...selected].map((s) => [s, { image: project[s].image }])) })}\n`;
+        return;
+      }
+      case "stop":
+        known([]);
+        for (const s of services) {
+          const c = this.containers.get(s);
+          if (!c?.running) continue;
+          c.running = false;
+          this.events.push({ kind: "stop", service: s });
+          out.stderr += ` Container ${s}  Stopping\n Container ${s}  Stopped\n`;
+        }
+        return;
       case "restart":
         known([]);
         for (const s of services) {
@@ -350,6 +383,10 @@ export class DockerDouble {
     if (this.config.neverHealthy.includes(c.service)) return "starting";
     if (Date.now() < this.readyAt(c)) return "starting";
     if (this.config.unhealthy.includes(c.service)) return "unhealthy";
+    if (c.exited) {
+      c.log.push(c.exited);
+      return "unhealthy";
+    }
     const dbPassword = c.config.environment.AUTHENTIK_POSTGRESQL__PASSWORD;
     if (dbPassword !== undefined && dbPassword !== this.dbPassword) {
       c.log.push('FATAL: password authentication failed for user "authentik"');
@@ -365,6 +402,10 @@ export class DockerDouble {
 
   /** A container's process (re)started: what a server decides once at its start is decided now. */
   private started(service: string): void {
+    if (service === "authentik-server") {
+      const c = this.containers.get(service)!;
+      c.exited = this.authentik.serverStarted(c.config.image);
+    }
     if (service === "netbird-server") this.netbird.serverStarted();
     if (service === "netbird-agent") this.agentSetupKey = this.agentSetupKeyAtStart();
   }
@@ -457,6 +498,21 @@ export class DockerDouble {
     for (const c of this.containers.values()) if (c.running) out.stdout += `${containerId(c.service)}\n`;
   }
 
+  /** `docker pull --quiet IMAGE`: the daemon holds the image from then on; prints its reference (docker CLI reference, "docker image pull"). */
+  private pull(args: string[], out: { stdout: string }): void {
+    if (args.length !== 2 || args[0] !== "--quiet") throw new Failure("docker double: only `pull --quiet IMAGE` is supported", 127);
+    this.images.add(args[1]);
+    this.events.push({ kind: "pull", service: args[1] });
+    out.stdout += `${args[1]}\n`;
+  }
+
+  /** `docker image inspect IMAGE`: fails for an image the daemon does not hold (docker CLI reference, "docker image inspect"). */
+  private imageInspect(args: string[], out: { stdout: string }): void {
+    if (args.length !== 1) throw new Failure("docker double: only `image inspect IMAGE` is supported", 127);
+    if (!this.images.has(args[0])) throw new Failure(`Error response from daemon: No such image: ${args[0]}`);
+    out.stdout += `${JSON.stringify([{ RepoTags: [args[0]] }])}\n`;
+  }
+
   /** `docker stop --time N ID…`: stops each container and prints its id (docker CLI reference, "docker container stop"). */
   private stopContainers(args: string[], out: { stdout: string }): void {
     if (args[0] !== "--time" || !/^\d+$/.test(args[1] ?? "") || args.length < 3)
@@ -489,7 +545,7 @@ export class DockerDouble {
     // console, and code on stdin runs only if it happens to be ready: a race, refused here.
     if (name === "authentik-server" && command[0] === "ak" && command[1] === "shell")
       throw new Failure("docker double: `ak shell` fed on stdin races the interactive console; use `ak shell -c CODE`", 127);
-    if (name === "authentik-postgres" && command[0] === "psql") return this.psql(command.slice(1), request.stdin);
+    if (name === "authentik-postgres" && command[0] === "psql") return this.psql(command.slice(1), request.stdin, out);
     throw new Failure(`docker double: unsupported: docker exec -i ${name} ${command.join(" ")}`, 127);
   }
 
@@ -596,10 +652,21 @@ export class DockerDouble {
     }
   }
 
-  private psql(args: string[], sql: string): void {
+  /**
+   * psql in authentik-postgres: `ALTER ROLE authentik WITH PASSWORD '…';`, and the query of the
+   * version that last ran Authentik's database, guarded for a database without the table
+   * (test/conformance/postgres.test.ts runs the bootstrap's own script on a real PostgreSQL).
+   */
+  private psql(args: string[], sql: string, out: { stdout: string }): void {
     for (const required of ["--username=authentik", "--dbname=authentik"])
       if (!args.includes(required)) throw new Failure(`docker double: psql needs ${required}`);
     if (args.some((a) => /password/i.test(a))) throw new Failure("docker double: a password on psql's command line");
+    if (/to_regclass\('authentik_version_history'\)[\s\S]*\\if[\s\S]*SELECT version FROM authentik_version_history ORDER BY timestamp DESC LIMIT 1;/.test(sql)) {
+      if (!args.includes("--tuples-only") || !args.includes("--no-align")) throw new Failure("docker double: the version query needs --tuples-only --no-align");
+      const version = this.authentik.versions().at(-1);
+      if (version !== undefined) out.stdout += `${version}\n`;
+      return;
+    }
     const m = /^ALTER ROLE authentik WITH PASSWORD '((?:[^']|'')*)';\s*$/.exec(sql);
     if (!m) throw new Failure("ERROR:  syntax error (the double understands only ALTER ROLE authentik WITH PASSWORD '…';)");
     if (this.dbPassword === undefined) throw new Failure('FATAL:  role "authentik" does not exist');
@@ -638,7 +705,7 @@ function decodeRequest(buffer: Buffer): Request | undefined {
 }
 
 function splitFlags(args: string[]): { flags: Record<string, string>; services: string[] } {
-  const withValue = new Set(["--wait-timeout", "--tail", "--policy"]);
+  const withValue = new Set(["--wait-timeout", "--tail", "--policy", "--format"]);
   const flags: Record<string, string> = {};
   const services: string[] = [];
   for (let i = 0; i < args.length; i++) {
@@ -740,7 +807,7 @@ function interpolate(value: unknown, env: Record<string, string>, warn: (name: s
   return value;
 }
 
-function loadProject(request: Request, envFiles: string[], out: { stderr: string }): Record<string, ResolvedService> {
+function loadProject(request: Request, envFiles: string[], files: string[], out: { stderr: string }): Record<string, ResolvedService> {
   const fromFiles: Record<string, string> = {};
   for (const file of envFiles) {
     const full = path.resolve(request.cwd, file);
@@ -749,13 +816,28 @@ function loadProject(request: Request, envFiles: string[], out: { stderr: string
   }
   // The shell's environment wins over the env files, as in Compose.
   const env = { ...fromFiles, ...request.env };
-  const composeFile = path.join(request.cwd, "docker-compose.yml");
-  if (!fs.existsSync(composeFile)) throw new Failure(`no configuration file provided: not found in ${request.cwd}`, 14);
+  // -f files in order, else COMPOSE_FILE, else docker-compose.yml (Compose docs,
+  // environment-variables/envvars: COMPOSE_FILE is read only when no -f is given).
+  const paths = files.length ? files : (request.env.COMPOSE_FILE?.split(":") ?? ["docker-compose.yml"]);
   const warned = new Set<string>();
-  const doc = interpolate(parseYaml(fs.readFileSync(composeFile, "utf8")), env, (name) => {
-    if (!warned.has(name)) out.stderr += `WARN[0000] The "${name}" variable is not set. Defaulting to a blank string.\n`;
-    warned.add(name);
-  }) as { services: Record<string, Record<string, unknown>> };
+  const [doc, ...overrides] = paths.map((file) => {
+    const full = path.resolve(request.cwd, file);
+    if (!fs.existsSync(full)) throw new Failure(`no configuration file provided: not found in ${request.cwd}`, 14);
+    return interpolate(parseYaml(fs.readFileSync(full, "utf8")), env, (name) => {
+      if (!warned.has(name)) out.stderr += `WARN[0000] The "${name}" variable is not set. Defaulting to a blank string.\n`;
+      warned.add(name);
+    }) as { services: Record<string, Record<string, unknown>> };
+  });
+  // A later file's scalar replaces the earlier one (compose-go override merge); the double
+  // takes overrides of a service's image only.
+  for (const override of overrides)
+    for (const [name, fields] of Object.entries(override.services ?? {})) {
+      if (!doc.services[name]) throw new Failure(`docker double: an override of unknown service ${name}`, 127);
+      for (const [key, value] of Object.entries(fields)) {
+        if (key !== "image") throw new Failure(`docker double: overrides may set only a service's image, not ${key}`, 127);
+        doc.services[name].image = value;
+      }
+    }
   const project: Record<string, ResolvedService> = {};
   for (const [name, s] of Object.entries(doc.services)) {
     const { image, command, environment, volumes, ports, profiles, depends_on, healthcheck, ...other } = s;

@@ -6,6 +6,7 @@
  * project per daemon, as on the VPS.
  */
 import { execFile } from "node:child_process";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,7 +15,8 @@ import { Bifrost, canarySecrets, type RunResult } from "../docker-double/harness
 import { NetbirdAccounts } from "../docker-double/netbirdAccounts";
 import { Engine } from "./daemon";
 import { EngineBifrost, type ContainerState } from "./harness";
-import { provideImages } from "./images";
+import { composeImages, provideImages } from "./images";
+import { asDeployedWithAuthentik202510 } from "../bifrost/bootstrap/olderBundle";
 
 let engine: Engine;
 
@@ -170,6 +172,29 @@ describe("bootstrap.sh on a real Docker Engine", () => {
       await fresh.stop();
     }
   }, 400_000);
+
+  it("steps an edge that ran Authentik 2025.10.4 through each release line to the pin, in the real PostgreSQL, its files moved to /data", async () => {
+    const b = new EngineBifrost(engine);
+    try {
+      const pinned = composeImages()["authentik-server"]!;
+      const restore = asDeployedWithAuthentik202510(b.dir, pinned);
+      ok(await b.run(), "first boot on 2025.10.4");
+      restore();
+      // A file Authentik wrote under /media (an uploaded icon), as uid 1000.
+      fs.mkdirSync(path.join(b.data, "authentik/media/public"));
+      fs.writeFileSync(path.join(b.data, "authentik/media/public/icon.svg"), "<svg/>");
+      for (const made of ["authentik/media/public", "authentik/media/public/icon.svg"]) fs.chownSync(path.join(b.data, made), 1000, 1000);
+      const moved = await b.run();
+      ok(moved, "the bundle with the pinned Authentik");
+      expect(moved.stdout.split("\n").filter((l) => l.startsWith("[bootstrap] authentik: release line")).map((l) => l.split(" ")[4])).toEqual(["2025.12", "2026.2", "2026.5"]);
+      const history = await engine.docker(["exec", "authentik-postgres", "psql", "--username=authentik", "--dbname=authentik", "--tuples-only", "--no-align", "--command", "SELECT version FROM authentik_version_history ORDER BY timestamp"]);
+      expect(history.trim().split("\n")).toEqual(["2025.10.4", "2025.12.5", "2026.2.3", "2026.5.8", /:(\S+)$/.exec(pinned)![1]]);
+      await expectAllHealthy(b);
+      expect(fs.readFileSync(path.join(b.data, "authentik/data/media/public/icon.svg"), "utf8")).toBe("<svg/>");
+    } finally {
+      await b.stop();
+    }
+  }, 300_000);
 
   it("lets a second run wait on the first's lock; release-volume.sh stops every container before the unmount", async () => {
     const device = "/dev/disk/by-id/scsi-0HC_Volume_4242";

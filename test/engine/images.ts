@@ -55,7 +55,8 @@ export const imageSpecs: Record<string, ImageSpec> = {
   "authentik-server": {
     startMs: 2000,
     lines: [
-      "RUN mkdir -p /media && chown 1000:1000 /media",
+      // 2025.12 Dockerfile: /data and /media made and owned by authentik (1000).
+      "RUN mkdir -p /data /media && chown 1000:1000 /data /media",
       `ENV STANDIN_AK_COMMAND_MS=${akCommandMs} STANDIN_DISCOVERY_BOOTSTRAP_MS=0 STANDIN_DISCOVERY_INSTANCES_MS=1000 STANDIN_DISCOVERY_APPLIED_MS=3000`,
       "USER 1000",
       'ENTRYPOINT ["ak"]',
@@ -117,12 +118,32 @@ function buildContext(dir: string): void {
   fs.chmodSync(path.join(dir, "postgres-entrypoint.sh"), 0o755);
 }
 
+async function build(engine: Engine, context: string, image: string, lines: string[]): Promise<void> {
+  const file = path.join(context, `Dockerfile.${image.replace(/[^a-z0-9.-]/gi, "_")}`);
+  fs.writeFileSync(file, `${lines.join("\n")}\n`);
+  await engine.docker(["build", "--quiet", "--tag", image, "--file", file, context], { cwd: context });
+}
+
 function contentHash(): string {
   const hash = createHash("sha256");
-  for (const file of [...standinSources, "test/engine/standin/standin.sh", "test/engine/standin/postgres-entrypoint.sh", "test/engine/images.ts", "package-lock.json", "cloud/bifrost/docker-compose.yml"]) hash.update(fs.readFileSync(path.join(repoRoot, file)));
+  for (const file of [...standinSources, "test/engine/standin/standin.sh", releaseLinesFile, "test/engine/standin/postgres-entrypoint.sh", "test/engine/images.ts", "package-lock.json", "cloud/bifrost/docker-compose.yml"]) hash.update(fs.readFileSync(path.join(repoRoot, file)));
   hash.update(fs.readFileSync(`${rootfsTar}.packages`));
   return hash.digest("hex").slice(0, 16);
 }
+
+const releaseLinesFile = "cloud/bifrost/authentik/release-lines";
+
+/** The Authentik images of the release lines an older edge steps through (authentik/release-lines). */
+export function releaseLineImages(): string[] {
+  return fs
+    .readFileSync(path.join(repoRoot, releaseLinesFile), "utf8")
+    .split("\n")
+    .filter((l) => l.trim() && !l.startsWith("#"))
+    .map((l) => l.trim().split(/\s+/)[1]!);
+}
+
+/** The version an Authentik image's stand-in runs as, from its tag (the real one has it in its code: authentik/__init__.py). */
+const authentikVersion = (image: string) => [`ENV STANDIN_AUTHENTIK_VERSION=${/:(\d{4}\.\d+\.\d+)/.exec(image)?.[1] ?? ""}`];
 
 /** Puts every compose image into the engine: loaded from the saved tarball when one matches, else built and saved. */
 export async function provideImages(engine: Engine): Promise<void> {
@@ -144,9 +165,13 @@ export async function provideImages(engine: Engine): Promise<void> {
       const spec = imageSpecs[service];
       if (!spec) throw new Error(`no stand-in image for compose service ${service}`);
       const startCost = spec.startMs === undefined ? [] : [`ENV STANDIN_START_MS=${spec.startMs}`];
-      const dockerfile = ["FROM standin-base:local", "COPY opt-standin /opt/standin", "COPY bin /usr/local/bin", ...startCost, ...spec.lines].join("\n");
-      fs.writeFileSync(path.join(context, `Dockerfile.${service}`), `${dockerfile}\n`);
-      await engine.docker(["build", "--quiet", "--tag", image, "--file", path.join(context, `Dockerfile.${service}`), context], { cwd: context });
+      const version = service.startsWith("authentik-") ? authentikVersion(image) : [];
+      await build(engine, context, image, ["FROM standin-base:local", "COPY opt-standin /opt/standin", "COPY bin /usr/local/bin", ...startCost, ...version, ...spec.lines]);
+      built.add(image);
+    }
+    // The older lines' servers: the pinned Authentik's stand-in under their names, each with its version.
+    for (const image of releaseLineImages().filter((i) => !built.has(i))) {
+      await build(engine, context, image, [`FROM ${localTag(images["authentik-server"]!)}`, ...authentikVersion(image)]);
       built.add(image);
     }
     for (const old of fs.readdirSync(toolsDir).filter((f) => /^standin-images-.*\.tar$/.test(f))) fs.rmSync(path.join(toolsDir, old));

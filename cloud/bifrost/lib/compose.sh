@@ -14,6 +14,16 @@ compose() {
 }
 
 
+# compose with one more Compose file after the stack's own (COMPOSE_FILE, else docker-compose.yml):
+# Compose reads COMPOSE_FILE only when no -f is given (docs: environment-variables/envvars).
+compose_with() { # $1: the extra file, then compose's arguments
+  local files file args=()
+  IFS=: read -ra files <<<"${COMPOSE_FILE:-docker-compose.yml}"
+  for file in "${files[@]}" "$1"; do args+=(-f "$file"); done
+  shift
+  compose "${args[@]}" "$@"
+}
+
 # UNHEALTHY_HINT, when a step sets it, says what to do about a service that stays unhealthy.
 report_unhealthy() { # services of the failed step
   local service status kept failing=()

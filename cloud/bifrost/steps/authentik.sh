@@ -193,10 +193,11 @@ netbird_provider_problem() {
     printf "Authentik's API did not answer for NetBird's OAuth2 provider"
     return 1
   fi
+  # Redirect URIs are compared by mode and URL: Authentik 2026.5 adds redirect_uri_type to each.
   if ! NB_SECRET=${CONF[NB_AUTHENTIK_CLIENT_SECRET]} REDIRECT=$expected_redirect jq -e '
     .results | length == 1 and (.[0] |
       .client_type == "confidential" and .client_secret == env.NB_SECRET and
-      .redirect_uris == [{matching_mode: "strict", url: env.REDIRECT}] and
+      [.redirect_uris[] | {matching_mode, url}] == [{matching_mode: "strict", url: env.REDIRECT}] and
       .authorization_flow != null and .invalidation_flow != null)' <<<"$providers" >/dev/null; then
     printf "ak apply_blueprint exited 0, but Authentik's NetBird provider does not match the blueprint (client type, redirect URI, flows or client secret)"
     return 1
@@ -208,4 +209,76 @@ netbird_provider_problem() {
 }
 
 step_authentik_postgres() { start_services authentik-postgres; }
-step_authentik() { start_services authentik-server authentik-worker; }
+step_authentik() {
+  step_through_release_lines
+  start_services authentik-server authentik-worker
+}
+
+# Authentik refuses to skip a release line (authentik/release-lines says how and why). When
+# the line that last ran the database is older than the pinned one, the server of every line
+# in between runs on it first, one after the other, each until healthy: Authentik migrates
+# before its health check passes (lifecycle/gunicorn.conf.py run_migrations, 2025.10.4 and
+# 2026.2.2; cmd/server/healthcheck.go asks the server, which answers once Django does). The
+# worker is stopped meanwhile: the old one would run against a database it no longer knows.
+# A line cut off midway is run again by the next bootstrap (the state names it).
+step_through_release_lines() {
+  local version db_line pinned pinned_line pending line image known=() images=() i from=-1 passed=()
+  version=$(authentik_db_version)
+  db_line=$(release_line "$version")
+  [[ -n $db_line ]] || return 0 # a new database: the pinned Authentik makes it
+  # `config --images SERVICE` would list its dependencies' images too (Compose 2.26): the
+  # service's own image is read from its resolved configuration.
+  pinned=$(compose config --format json authentik-server | jq -r '.services["authentik-server"].image')
+  pinned_line=$(release_line "$pinned")
+  [[ -n $pinned_line ]] || die "docker-compose.yml's authentik-server image names no Authentik version (YYYY.M.P): $pinned"
+  [[ $db_line != "$pinned_line" ]] || return 0
+  while read -r line image; do
+    [[ -z $line || $line == \#* ]] && continue
+    known+=("$line")
+    images+=("$image")
+  done <authentik/release-lines
+  for i in "${!known[@]}"; do [[ ${known[i]} != "$db_line" ]] || from=$i; done
+  ((from >= 0)) || die "Authentik's database was last run by release line $db_line, which is neither the pinned $pinned_line nor a line this bootstrap can step from (authentik/release-lines): a database from a newer Authentik cannot go back"
+  pending=$(state_get .authentik.release_line_pending)
+  [[ $pending == "$db_line" ]] || from=$((from + 1))
+  ((from < ${#known[@]})) || return 0 # the line before the pinned one: Authentik migrates from it
+  compose stop authentik-worker >/dev/null 2>&1
+  for ((i = from; i < ${#known[@]}; i++)); do
+    run_release_line "${known[i]}" "${images[i]}"
+    passed+=("${known[i]}")
+  done
+  STEP_NOTE="database stepped from $db_line through ${passed[*]} to $pinned_line"
+}
+
+release_line() { # $1: an Authentik version or image reference → its release line (YYYY.M), or nothing
+  [[ $1 =~ ([0-9]{4}\.[0-9]+)\.[0-9]+ ]] && printf '%s' "${BASH_REMATCH[1]}"
+  return 0
+}
+
+# The version that last ran the database, as Authentik itself reads it before it migrates
+# (lifecycle/migrate.py ensure_allowed_version; the table comes from lifecycle/
+# system_migrations/version_history_create.py): nothing on a database Authentik never ran.
+authentik_db_version() {
+  docker exec -i authentik-postgres psql -v ON_ERROR_STOP=1 --quiet --no-psqlrc --tuples-only --no-align \
+    --username=authentik --dbname=authentik <<'SQL'
+SELECT to_regclass('authentik_version_history') IS NOT NULL AS has_history \gset
+\if :has_history
+SELECT version FROM authentik_version_history ORDER BY timestamp DESC LIMIT 1;
+\endif
+SQL
+}
+
+run_release_line() { # $1: release line, $2: its image
+  local override version rc=0
+  printf '[bootstrap] authentik: release line %s runs on the database first (%s)\n' "$1" "$2"
+  state_set .authentik.release_line_pending "$1"
+  docker image inspect "$2" >/dev/null 2>&1 || docker pull --quiet "$2" >/dev/null
+  override=$(mktemp)
+  printf 'services:\n  authentik-server:\n    image: %s\n' "$2" >"$override"
+  compose_with "$override" up --detach --wait --wait-timeout "$WAIT_TIMEOUT" authentik-server || rc=$?
+  rm -f "$override"
+  ((rc == 0)) || UNHEALTHY_HINT="Authentik $2 did not finish migrating the database" report_unhealthy authentik-server
+  version=$(authentik_db_version)
+  [[ $(release_line "$version") == "$1" ]] || die "Authentik $2 became healthy, yet the database does not record release line $1 as the last to run it"
+  state_delete .authentik.release_line_pending
+}

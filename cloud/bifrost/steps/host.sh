@@ -95,13 +95,14 @@ step_volume() {
 
 # Bind-mounted directories of images that run as uid 1000: Docker would create a missing one
 # owned by root and the container could not write to it. Authentik's image runs as uid 1000
-# (goauthentik/authentik Dockerfile `USER 1000`; lifecycle/ak only fixes /media's owner when
+# (goauthentik/authentik Dockerfile `USER 1000`; lifecycle/ak only fixes /data's owner when
 # started as root) and netbird-proxy's as netbird, uid 1000 (netbirdio/netbird v0.77.1
 # proxy/Dockerfile `USER netbird:netbird`).
-readonly UID_1000_DIRS=(authentik/media netbird-proxy/certs)
+readonly UID_1000_DIRS=(authentik/data netbird-proxy/certs)
 
 step_data_dirs() {
   local dir changed=()
+  move_authentik_media
   for dir in "${UID_1000_DIRS[@]}"; do
     mkdir -p "$DATA/$dir"
     if [[ $(stat -c '%u:%g' "$DATA/$dir") != 1000:1000 ]]; then
@@ -109,7 +110,21 @@ step_data_dirs() {
       changed+=("$dir")
     fi
   done
-  if ((${#changed[@]} > 0)); then STEP_NOTE="owner set to 1000:1000: ${changed[*]}"; else STEP_NOTE="unchanged"; fi
+  if ((${#changed[@]} > 0)); then STEP_NOTE+="${STEP_NOTE:+, }owner set to 1000:1000: ${changed[*]}"; fi
+  STEP_NOTE=${STEP_NOTE:-unchanged}
+}
+
+# Authentik keeps its files under /data since 2025.12, the former /media as /data/media
+# (website/docs/releases/2025/v2025.12.md "Storage improvements": `mv ./media ./data/media`).
+# An edge that ran an older Authentik has them in authentik/media: moved once, on the same
+# file system, so the files and their owner stay as they are.
+move_authentik_media() {
+  local old="$DATA/authentik/media" new="$DATA/authentik/data/media"
+  [[ -d $old ]] || return 0
+  [[ ! -e $new ]] || die "both authentik/media and authentik/data/media exist under $DATA: Authentik reads only the second since 2025.12; move what the first holds into it, remove the first, then run again"
+  mkdir -p "$DATA/authentik/data"
+  mv "$old" "$new"
+  STEP_NOTE="moved authentik/media to authentik/data/media (Authentik 2025.12's layout)"
 }
 
 step_pull() {

@@ -108,7 +108,8 @@ describe("AUTHENTIK_POSTGRESQL_PASSWORD rotation", () => {
     expect(r.stdout).toContain("step postgres-password: ok, role password set");
     const again = await b.run();
     expect(again.stdout).toContain("step postgres-password: ok, unchanged");
-    expect(b.double.calls.slice(calls).filter((c) => c.startsWith("exec -i authentik-postgres"))).toHaveLength(1);
+    // One ALTER ROLE in both runs; each run also reads Authentik's version history (--tuples-only).
+    expect(b.double.calls.slice(calls).filter((c) => c.startsWith("exec -i authentik-postgres") && !c.includes("--tuples-only"))).toHaveLength(1);
   });
 
   it("without the role change authentik-server could not log in (the double holds the database to its password)", async () => {

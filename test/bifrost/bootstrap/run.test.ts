@@ -463,19 +463,19 @@ describe("bootstrap.sh in the docker double", () => {
     const b = await bifrost({ secrets: canarySecrets({ optional: true }) });
     const r = await b.run();
     expect(r.code, r.stderr).toBe(0);
-    for (const dir of ["authentik/media", "netbird-proxy/certs"]) {
+    for (const dir of ["authentik/data", "netbird-proxy/certs"]) {
       const st = fs.statSync(path.join(b.data, dir));
       expect([dir, st.uid, st.gid]).toEqual([dir, 1000, 1000]);
     }
     const lines = r.stdout.split("\n");
-    const dirs = lines.findIndex((l) => l.startsWith("[bootstrap] step data-dirs: ok, owner set to 1000:1000: authentik/media netbird-proxy/certs"));
+    const dirs = lines.findIndex((l) => l.startsWith("[bootstrap] step data-dirs: ok, owner set to 1000:1000: authentik/data netbird-proxy/certs"));
     expect(dirs).toBeGreaterThan(-1);
     for (const starter of ["authentik", "netbird-proxy"]) expect(dirs).toBeLessThan(lines.findIndex((l) => l.startsWith(`[bootstrap] step ${starter}:`)));
     // A root-owned directory left by an earlier Docker (which creates missing bind sources as root) is fixed.
-    fs.chownSync(path.join(b.data, "authentik/media"), 0, 0);
+    fs.chownSync(path.join(b.data, "authentik/data"), 0, 0);
     const again = await b.run();
-    expect(again.stdout).toContain("step data-dirs: ok, owner set to 1000:1000: authentik/media (");
-    expect(fs.statSync(path.join(b.data, "authentik/media")).uid).toBe(1000);
+    expect(again.stdout).toContain("step data-dirs: ok, owner set to 1000:1000: authentik/data (");
+    expect(fs.statSync(path.join(b.data, "authentik/data")).uid).toBe(1000);
     expect((await b.run()).stdout).toContain("step data-dirs: ok, unchanged (");
   });
 

@@ -25,7 +25,7 @@ import * as net from "node:net";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { NetbirdDouble, type Containers } from "../../docker-double/apis";
-import { AuthentikDouble } from "../../docker-double/authentik";
+import { AuthentikDouble, authentikReleaseLines, authentikServerStart, releaseLineOf } from "../../docker-double/authentik";
 import { PgStore } from "./pgStore";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -74,6 +74,8 @@ async function traefik(): Promise<void> {
 // the worker's own check, which these two files stand for) ----------------------------------
 
 const modeFile = "/tmp/authentik-mode";
+/** The image's Authentik version (images.ts bakes it in from the tag). */
+const version = process.env.STANDIN_AUTHENTIK_VERSION ?? "";
 const workerReadyFile = "/tmp/authentik-worker-ready";
 
 async function ak(args: string[]): Promise<void> {
@@ -83,9 +85,11 @@ async function ak(args: string[]): Promise<void> {
     case "server":
     case "worker": {
       fs.writeFileSync(modeFile, command);
-      // Uploaded files (icons, branding) are written under /media by uid 1000.
-      requireWritable("/media", "Authentik stores uploaded files there");
+      // Uploaded files (icons, branding) are written by uid 1000 under /data since 2025.12,
+      // /media before (website/docs/releases/2025/v2025.12.md "Storage improvements").
+      requireWritable(authentikReleaseLines.indexOf(releaseLineOf(version)) < authentikReleaseLines.indexOf("2025.12") ? "/media" : "/data", "Authentik stores uploaded files there");
       await waitForDatabase(store);
+      if (command === "server") checkVersion(store);
       await sleep(startMs);
       return command === "server" ? authentikServer(store) : authentikWorker(store);
     }
@@ -113,6 +117,13 @@ async function ak(args: string[]): Promise<void> {
     default:
       fail(`standin: ak ${command ?? ""} is not modelled`);
   }
+}
+
+/** The server's version check and record before it migrates, in the real database (authentikServerStart cites lifecycle/migrate.py). */
+function checkVersion(store: PgStore): void {
+  const { record, refusal } = authentikServerStart(version, store.versions());
+  if (record) store.recordVersion(version);
+  if (refusal) fail(refusal);
 }
 
 /** lifecycle/wait_for_db.py: Authentik waits for PostgreSQL, then migrates (lifecycle/migrate.py). */

@@ -18,6 +18,17 @@ export class PgStore implements AuthentikStore {
     this.sql("CREATE TABLE IF NOT EXISTS standin_authentik (id int PRIMARY KEY, version int NOT NULL, db jsonb NOT NULL);");
   }
 
+  /** The versions that ran the database, oldest first; the table as lifecycle/system_migrations/version_history_create.py makes it (2025.10.4). */
+  versions(): string[] {
+    this.sql('CREATE TABLE IF NOT EXISTS authentik_version_history (id BIGSERIAL PRIMARY KEY, "timestamp" timestamp with time zone NOT NULL, version text NOT NULL, build text NOT NULL);');
+    return this.sql("SELECT version FROM authentik_version_history ORDER BY timestamp;").split("\n").filter(Boolean);
+  }
+
+  /** version_history_update.py's row: the version, now. */
+  recordVersion(version: string): void {
+    this.sql(`INSERT INTO authentik_version_history ("timestamp", version, build) VALUES (now(), '${version.replace(/'/g, "")}', 'standin');`);
+  }
+
   read(): AuthentikDb {
     return this.load().db;
   }
