@@ -8,7 +8,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { authentikServerStart } from "../../docker-double/authentik";
+import { authentikReleaseLines, authentikServerStart, releaseLineOf } from "../../docker-double/authentik";
 import { Bifrost, bifrostSource, canarySecrets } from "../../docker-double/harness";
 import { asDeployedWithAuthentik202510 } from "./olderBundle";
 
@@ -112,6 +112,20 @@ describe("Authentik moves to the pinned release line one line at a time", () => 
     expect(up.stderr).toContain("both authentik/media and authentik/data/media exist under");
     expect(edge.double.authentik.versions()).toEqual(["2025.10.4"]);
   }, 120_000);
+});
+
+describe("authentik/release-lines", () => {
+  it("lists every release line from the oldest this project pinned to the one before the pin, each with an image of that line", () => {
+    const rows = fs
+      .readFileSync(path.join(bifrostSource, "authentik/release-lines"), "utf8")
+      .split("\n")
+      .filter((l) => l.trim() && !l.startsWith("#"))
+      .map((l) => l.trim().split(/\s+/));
+    const pinnedLine = releaseLineOf(version(pinned));
+    expect(rows.map(([line]) => line)).toEqual(authentikReleaseLines.slice(0, authentikReleaseLines.indexOf(pinnedLine)));
+    for (const [line, image] of rows) expect([line, releaseLineOf(version(image!))]).toEqual([line, line]);
+    expect(rows.every(([, image]) => image!.startsWith("ghcr.io/goauthentik/server:"))).toBe(true);
+  });
 });
 
 describe("the Authentik double's start, as lifecycle/migrate.py decides it", () => {
