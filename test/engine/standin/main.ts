@@ -16,7 +16,7 @@
  * authentik.ts), each answer cited there; what they add is what only a container has: a real
  * start-up, a real uid against real bind-mount owners, a real database, state that survives
  * exactly what the container's volumes survive. Each image states its start-up cost in
- * STANDIN_START_MS (ENV in images.ts): milliseconds before the program serves.
+ * STANDIN_START_MS (ENV in images.ts): milliseconds from the process's start until it serves.
  */
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
@@ -30,6 +30,8 @@ import { PgStore } from "./pgStore";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const startMs = Number(process.env.STANDIN_START_MS ?? 0);
+/** Waits out the rest of the stated start-up cost, counted from the process's start: what the stand-in did meanwhile (waiting for the database, its version check) is part of it. */
+const startedUp = () => sleep(Math.max(0, startMs - process.uptime() * 1000));
 const log = (message: string) => process.stdout.write(`[standin] ${message}\n`);
 
 function fail(message: string): never {
@@ -62,7 +64,7 @@ function serve(port: number, handler: http.RequestListener): Promise<void> {
 // traefik entry point, :8080 unless configured) ---------------------------------------------
 
 async function traefik(): Promise<void> {
-  await sleep(startMs);
+  await startedUp();
   // web redirects to websecure (the compose file's entryPoints.web.http.redirections).
   await serve(80, (req, res) => res.writeHead(308, { Location: `https://${req.headers.host ?? ""}${req.url ?? "/"}` }).end());
   await serve(8080, (req, res) => res.writeHead(req.url === "/ping" ? 200 : 404).end(req.url === "/ping" ? "OK" : ""));
@@ -90,13 +92,14 @@ async function ak(args: string[]): Promise<void> {
       requireWritable(authentikReleaseLines.indexOf(releaseLineOf(version)) < authentikReleaseLines.indexOf("2025.12") ? "/media" : "/data", "Authentik stores uploaded files there");
       await waitForDatabase(store);
       if (command === "server") checkVersion(store);
-      await sleep(startMs);
+      await startedUp();
       return command === "server" ? authentikServer(store) : authentikWorker(store);
     }
     case "apply_blueprint":
     case "shell": {
-      // Every management command boots Django first (the stated cost of an `ak` command).
-      await sleep(Number(process.env.STANDIN_AK_COMMAND_MS ?? 0));
+      // Every management command boots Django first (the stated cost of an `ak` command,
+      // counted from the process's start, as the stand-in's own start is part of it).
+      await sleep(Math.max(0, Number(process.env.STANDIN_AK_COMMAND_MS ?? 0) - process.uptime() * 1000));
       const authentik = new AuthentikDouble(self(() => true), store);
       try {
         if (command === "apply_blueprint") {
@@ -172,7 +175,7 @@ async function netbirdServer(args: string[]): Promise<void> {
   const port = (address: string | undefined) => Number(String(address ?? "").split(":").pop());
   const dataDir = config.server?.dataDir ?? "/var/lib/netbird";
   fs.mkdirSync(dataDir, { recursive: true });
-  await sleep(startMs);
+  await startedUp();
   const netbird = new NetbirdDouble(self(() => true));
   netbird.serverStarted();
   // NetBird fetches the issuer's discovery document over its public name; here the issuer's
@@ -196,7 +199,7 @@ async function netbirdServer(args: string[]): Promise<void> {
 // --- NetBird dashboard (nginx serving the SPA on :80) --------------------------------------
 
 async function netbirdDashboard(): Promise<void> {
-  await sleep(startMs);
+  await startedUp();
   await serve(80, (_req, res) => res.writeHead(200, { "Content-Type": "text/html" }).end("<!doctype html><title>NetBird</title>"));
   log("dashboard: serving :80");
 }
@@ -210,7 +213,7 @@ async function netbirdProxy(): Promise<void> {
   if (!token) fail("proxy token is required: set NB_PROXY_TOKEN environment variable");
   // ACME certificates are written under NB_PROXY_CERTIFICATE_DIRECTORY by uid 1000.
   requireWritable(process.env.NB_PROXY_CERTIFICATE_DIRECTORY ?? "/certs", "the proxy keeps its ACME certificates there");
-  await sleep(startMs);
+  await startedUp();
   let connected = false;
   await new Promise<void>((resolve) =>
     http.createServer((req, res) => res.writeHead(req.url === "/healthz" && connected ? 200 : 503).end()).listen(8080, "127.0.0.1", resolve),
@@ -256,7 +259,7 @@ async function netbirdAgent(args: string[]): Promise<void> {
     if (status.state !== "ready") fail(`netbird daemon: ${status.state}`);
     process.exit(0);
   }
-  await sleep(startMs);
+  await startedUp();
   let setupKey = process.env.NB_SETUP_KEY ?? "";
   const keyFile = process.env.NB_SETUP_KEY_FILE;
   if (!setupKey && keyFile) {
