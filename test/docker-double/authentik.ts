@@ -106,6 +106,9 @@ export const emptyAuthentikDb = (): AuthentikDb => ({ tokens: {}, discovered: []
 /** Authentik's release lines, oldest first (website/docs/releases/; quarterly since 2026.2: releases/2026/v2026.2.md "Release frequency change"). */
 export const authentikReleaseLines = ["2025.10", "2025.12", "2026.2", "2026.5", "2026.8"];
 
+/** The Authentik version an image reference's tag names (`…/server:2026.8.7`, a digest after it allowed), if any. */
+export const authentikImageVersion = (image: string): string | undefined => /:(\d{4}\.\d+\.\d+)(@|$)/.exec(image)?.[1];
+
 /** The release line (YYYY.M) of a version. */
 export const releaseLineOf = (version: string): string => version.split(".").slice(0, 2).join(".");
 
@@ -179,7 +182,7 @@ export class AuthentikDouble {
 
   /** The server of `image` started on the database: why it exited, if it refused (see authentikServerStart). */
   serverStarted(image: string): string | undefined {
-    const version = /:(\d{4}\.\d+\.\d+)(@|$)/.exec(image)?.[1];
+    const version = authentikImageVersion(image);
     if (!version) throw new Error(`authentik double: no version in image ${image}`);
     return this.store.transact((db) => {
       const { record, refusal } = authentikServerStart(version, db.versionHistory ?? []);

@@ -14,6 +14,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import ts from "typescript";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
+import { authentikImageVersion } from "../docker-double/authentik";
 import { bifrostSource, repoRoot } from "../docker-double/harness";
 import { toolsDir, type Engine } from "./daemon";
 
@@ -143,7 +144,7 @@ export function releaseLineImages(): string[] {
 }
 
 /** The version an Authentik image's stand-in runs as, from its tag (the real one has it in its code: authentik/__init__.py). */
-const authentikVersion = (image: string) => [`ENV STANDIN_AUTHENTIK_VERSION=${/:(\d{4}\.\d+\.\d+)/.exec(image)?.[1] ?? ""}`];
+const authentikVersion = (image: string) => [`ENV STANDIN_AUTHENTIK_VERSION=${authentikImageVersion(image) ?? ""}`];
 
 /** Puts every compose image into the engine: loaded from the saved tarball when one matches, else built and saved. */
 export async function provideImages(engine: Engine): Promise<void> {

@@ -8,12 +8,12 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { authentikReleaseLines, authentikServerStart, releaseLineOf } from "../../docker-double/authentik";
+import { authentikImageVersion, authentikReleaseLines, authentikServerStart, releaseLineOf } from "../../docker-double/authentik";
 import { Bifrost, bifrostSource, canarySecrets } from "../../docker-double/harness";
 import { asDeployedWithAuthentik202510 } from "./olderBundle";
 
 const pinned = /image: (ghcr\.io\/goauthentik\/server:\S+)/.exec(fs.readFileSync(path.join(bifrostSource, "docker-compose.yml"), "utf8"))![1]!;
-const version = (image: string) => /:(\d{4}\.\d+\.\d+)/.exec(image)![1]!;
+const version = (image: string) => authentikImageVersion(image)!;
 
 
 describe("Authentik moves to the pinned release line one line at a time", () => {
