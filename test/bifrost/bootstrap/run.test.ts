@@ -29,6 +29,17 @@ function expectNoCanary(b: Bifrost, ...outputs: string[]): void {
 }
 
 /** The HTTP status Authentik's API answers a key with (GET /api/v3/core/users/me/ on the double). */
+/** Resolves once `ready()` holds; fails if the run ends first (it would never hold then). */
+async function whileRunning(run: Promise<unknown>, ready: () => boolean): Promise<void> {
+  let ended = false;
+  const end = () => (ended = true);
+  run.then(end, end);
+  while (!ready()) {
+    if (ended) throw new Error("the bootstrap ended before the awaited call");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 async function authentikStatus(b: Bifrost, key: string): Promise<number> {
   const res = await fetch(`http://127.0.0.1:${b.double.authentik.api.port}/api/v3/core/users/me/`, { headers: { Authorization: `Bearer ${key}` } });
   return res.status;
@@ -363,9 +374,21 @@ describe("bootstrap.sh in the docker double", () => {
 
   it("first boot on a slow Authentik: the key is probed until the worker made its token, the blueprint retried until the defaults are discovered", async () => {
     const b = await bifrost();
-    b.double.configure({ discoveryMs: { bootstrap: 300, instances: 1500, applied: 60_000 } });
-    const r = await b.run({ env: { BIFROST_API_RETRY_DELAY: "0.1" } });
+    // The worker's discovery is held back until the bootstrap has met each missing object once
+    // (a refused key probe, then a refused apply): fixed delays raced the machine's load and
+    // let a slow run find everything already there.
+    const held = { bootstrap: Infinity, instances: Infinity, applied: 60_000 };
+    b.double.configure({ discoveryMs: held });
+    const probes = () => b.double.authentik.api.calls.filter((c) => c.startsWith("GET /api/v3/core/users/me/")).length;
+    const applies = () => b.double.calls.filter((c) => c.includes(" ak apply_blueprint ")).length;
+    const run = b.run({ env: { BIFROST_API_RETRY_DELAY: "0.1" } });
+    await whileRunning(run, () => probes() >= 1);
+    b.double.configure({ discoveryMs: { ...held, bootstrap: 0 } });
+    await whileRunning(run, () => applies() >= 2);
+    b.double.configure({ discoveryMs: { ...held, bootstrap: 0, instances: 0 } });
+    const r = await run;
     expect(r.code, r.stderr).toBe(0);
+    expect(probes()).toBeGreaterThanOrEqual(2);
     expect(r.stdout).toMatch(/step authentik-blueprint: ok, provider and application verified, applied after \d+ attempt\(s\) Authentik refused or did not apply/);
     expect(b.double.calls.some((c) => c.startsWith("exec authentik-server ak shell -c import os\nfrom authentik.core.models import Token"))).toBe(false);
     expect(b.double.authentik.providers.get("netbird")).toMatchObject({ authorization_flow: expect.stringMatching(/^pk:/), invalidation_flow: expect.stringMatching(/^pk:/) });
