@@ -156,7 +156,7 @@ export abstract class BifrostHost {
   }
 
   /** Runs a script of the bundle (bootstrap.sh unless told otherwise) as Pulumi runs it on the VPS. */
-  run(options: { env?: Record<string, string>; hostTools?: boolean; xtrace?: boolean; script?: string; args?: string[]; onStart?: (pid: number) => void } = {}): Promise<RunResult> {
+  run(options: { env?: Record<string, string>; hostTools?: boolean; xtrace?: boolean; script?: string; args?: string[]; onStart?: (pid: number) => void; onStdout?: (stdout: string) => void } = {}): Promise<RunResult> {
     const started = Date.now();
     const docker = this.dockerEnv();
     const pathDirs = [...docker.path, ...(options.hostTools ? [hostBin] : []), process.env.PATH ?? ""];
@@ -182,7 +182,10 @@ export abstract class BifrostHost {
       if (child.pid !== undefined) options.onStart?.(child.pid);
       let stdout = "";
       let stderr = "";
-      child.stdout.on("data", (d) => (stdout += d));
+      child.stdout.on("data", (d) => {
+        stdout += d;
+        options.onStdout?.(stdout);
+      });
       child.stderr.on("data", (d) => (stderr += d));
       child.on("error", reject);
       child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr, ms: Date.now() - started }));

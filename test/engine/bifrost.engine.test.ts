@@ -196,6 +196,37 @@ describe("bootstrap.sh on a real Docker Engine", () => {
     }
   }, 300_000);
 
+  it("a bootstrap SIGKILLed before, during and after compose up and mid-API step: the next run converges, /api/setup answered once", async () => {
+    const b = new EngineBifrost(engine);
+    const since = now();
+    try {
+      // Each run is killed, with its whole process group, when its log shows the step before
+      // the point: the next run starts from what the killed one left (the daemon keeps starting
+      // what Compose asked for; a one-time NetBird call runs on in its own session, mint_once).
+      const points: [string, RegExp][] = [
+        ["before any compose up (the image pull under way)", /step netbird-store-key: ok/],
+        ["during compose up (Authentik's server and worker starting)", /step authentik-postgres: ok/],
+        ["after compose up, mid-API step (NetBird's account, tokens and groups)", /step netbird-setup: ok/],
+        ["mid-API step (Authentik's blueprint applied and read back)", /step authentik-token: ok/],
+      ];
+      for (const [point, line] of points) {
+        const r = await runKilledWhen(b, line);
+        expect(r.signal, `${point}: the run ended before the point:\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`).toBe("SIGKILL");
+      }
+      const converged = await b.run();
+      ok(converged, "the run after the kills");
+      const first = await expectAllHealthy(b);
+      const calls = await b.apiCalls(since);
+      expect(calls.filter((c) => /^netbird-server: POST \/api\/setup \d+$/.test(c))).toEqual(["netbird-server: POST /api/setup 200"]);
+      const again = now();
+      ok(await b.run(), "a run after convergence");
+      expect(touched(first, await expectAllHealthy(b))).toEqual([]);
+      expect((await b.apiCalls(again)).filter(isApiWrite)).toEqual([]);
+    } finally {
+      await b.stop();
+    }
+  }, 420_000);
+
   it("lets a second run wait on the first's lock; release-volume.sh stops every container before the unmount", async () => {
     const device = "/dev/disk/by-id/scsi-0HC_Volume_4242";
     const b = new EngineBifrost(engine, { volumeDevice: device });
@@ -216,6 +247,20 @@ describe("bootstrap.sh on a real Docker Engine", () => {
     }
   }, 300_000);
 });
+
+/** A bootstrap run SIGKILLed with its process group as soon as its output matches `line` (an interruption at that point). */
+function runKilledWhen(b: EngineBifrost, line: RegExp): Promise<RunResult> {
+  let pid = 0;
+  let killed = false;
+  return b.run({
+    onStart: (started) => (pid = started),
+    onStdout: (stdout) => {
+      if (killed || !line.test(stdout)) return;
+      killed = true;
+      process.kill(-pid, "SIGKILL");
+    },
+  });
+}
 
 /** A NetBird API call from inside the VPS, with the owner's PAT from the bootstrap's state, the PAT in a header read from stdin (never on a command line). */
 async function netbirdApi(b: EngineBifrost, method: string, apiPath: string, body: unknown): Promise<Record<string, unknown>> {
