@@ -31,7 +31,9 @@ readonly APT_DIR="$CACHE/apt"
 # (/usr/libexec/docker/cli-plugins/docker-compose, a static Go binary that runs without a
 # daemon for `config`); cloud-init is pure python; unattended-upgrades gives the option names
 # of its apt configuration (the user data sets its reboot window).
-readonly TRIXIE_PACKAGES=(docker-compose cloud-init docker.io docker-cli containerd unattended-upgrades)
+# jq is the one the bootstrap runs on the VPS (cloud-init installs trixie's); it needs glibc
+# 2.38, so it runs through trixie's own loader and libc (libc6), unpacked beside it: see vps_bin.
+readonly TRIXIE_PACKAGES=(docker-compose cloud-init docker.io docker-cli containerd unattended-upgrades jq libjq1 libonig5 libc6)
 # Unpacked beside them from the machine's own archive.
 readonly HOST_ARCHIVE_PACKAGES=(runc)
 # From the machine's own archive: PostgreSQL for the rotation test; sqlite3, which the
@@ -46,6 +48,9 @@ readonly HOST_PACKAGES=(postgresql python3 python3-configobj python3-jinja2 pyth
 # stand-ins, wget and busybox answer the compose file's own healthcheck commands, sqlite3 keeps
 # the NetBird stand-in's accounts in store.db as netbird-server keeps them.
 readonly IMAGE_ROOTFS="$CACHE/standin-rootfs.tar"
+# Commands of the VPS that the bootstrap harness puts first on the bootstrap's PATH
+# (test/conformance/tools.ts vpsBin reads the same path).
+readonly VPS_BIN="$CACHE/vps-bin"
 readonly IMAGE_PACKAGES=(postgresql-15 nodejs wget busybox bash sqlite3)
 # Renovate's release whose files test/tooling/renovate.test.ts reads (the same path and version there).
 readonly RENOVATE_VERSION=44.121.2
@@ -161,8 +166,20 @@ unpack_trixie_packages() { # $1: "name=version" lines
   printf '%s' "$wanted" >"$STAMP"
 }
 
+# trixie's jq started by trixie's loader with trixie's libc first on its library path: the
+# whole process runs on trixie's glibc, whatever the machine's is. Paths are absolute, so
+# the wrapper costs no lookup per call (the bootstrap runs jq some ninety times).
+vps_bin() {
+  local lib="$ROOTFS/usr/lib/x86_64-linux-gnu"
+  mkdir -p "$VPS_BIN"
+  printf '#!/bin/sh\n# trixie'"'"'s jq, as on the VPS: written by scripts/conformance-tools.sh.\nexec %q --library-path %q %q "$@"\n' \
+    "$lib/ld-linux-x86-64.so.2" "$lib" "$ROOTFS/usr/bin/jq" >"$VPS_BIN/jq"
+  chmod 0755 "$VPS_BIN/jq"
+}
+
 # Runs each unpacked tool once, so a broken unpack fails here and not in the middle of a test.
 smoke_test() {
+  [[ $("$VPS_BIN/jq" -n '"jq runs"') == '"jq runs"' ]] || die "trixie's jq does not run through $VPS_BIN/jq"
   "$ROOTFS/usr/libexec/docker/cli-plugins/docker-compose" version >/dev/null
   PYTHONPATH="$ROOTFS/usr/lib/python3/dist-packages" /usr/bin/python3 -c 'import cloudinit.cmd.main, cloudinit.config.schema'
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || die "no PostgreSQL server binaries under /usr/lib/postgresql"
@@ -240,6 +257,7 @@ main() {
   local started=$SECONDS
   timed "debian packages (${HOST_PACKAGES[*]})" install_host_packages
   timed "trixie packages (${TRIXIE_PACKAGES[*]}) in ${CACHE#"$REPO_ROOT"/}" trixie_tools "$@"
+  timed "the VPS's commands in ${VPS_BIN#"$REPO_ROOT"/} (trixie's jq)" vps_bin
   timed "smoke test" smoke_test
   timed "image root filesystem (${IMAGE_PACKAGES[*]}) in ${IMAGE_ROOTFS#"$REPO_ROOT"/}" image_rootfs
   timed "renovate $RENOVATE_VERSION (schema, docker-compose manager) in ${RENOVATE_DIR#"$REPO_ROOT"/}" renovate_files

@@ -25,6 +25,14 @@ export function composeBinary(): string {
   return mustExist(path.join(rootfs, "usr/libexec/docker/cli-plugins/docker-compose"), "trixie's docker-compose");
 }
 
+/**
+ * The VPS's own commands where they differ from this machine's: trixie's jq (1.7.1; bookworm
+ * has 1.6), which the bootstrap harness puts first on the bundle scripts' PATH.
+ */
+export function vpsBin(): string {
+  return path.dirname(mustExist(path.join(toolsDir, "vps-bin/jq"), "trixie's jq (the VPS's)"));
+}
+
 /** Renovate's release the tools script fetched files of (RENOVATE_VERSION there). */
 export const renovateVersion = "44.121.2";
 

@@ -1,7 +1,9 @@
 /**
  * Runs the real cloud/bifrost/bootstrap.sh against a temp copy of cloud/bifrost, with env
  * files rendered by the real renderers from canary values, the docker double first on PATH
- * and (optionally) the host stand-ins for blkid/mkfs.ext4/mount/mountpoint.
+ * and (optionally) the host stand-ins for blkid/mkfs.ext4/mount/mountpoint, then the VPS's own
+ * jq (trixie's, test/conformance/tools.ts vpsBin): the bootstrap's jq programs run on the jq
+ * they meet on the VPS.
  */
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -13,6 +15,7 @@ import { renderEnv, renderSecretsEnv, type SecretValues, type VpsSettings } from
 import { readNetbirdStore, writeNetbirdStore } from "./apis";
 import { issuedSetupKey } from "./netbirdMesh";
 import { DockerDouble } from "./server";
+import { vpsBin } from "../conformance/tools";
 
 export const repoRoot = path.resolve(__dirname, "../..");
 export const bifrostSource = path.join(repoRoot, "cloud/bifrost");
@@ -159,7 +162,7 @@ export abstract class BifrostHost {
   run(options: { env?: Record<string, string>; hostTools?: boolean; xtrace?: boolean; script?: string; args?: string[]; onStart?: (pid: number) => void; onStdout?: (stdout: string) => void } = {}): Promise<RunResult> {
     const started = Date.now();
     const docker = this.dockerEnv();
-    const pathDirs = [...docker.path, ...(options.hostTools ? [hostBin] : []), process.env.PATH ?? ""];
+    const pathDirs = [...docker.path, ...(options.hostTools ? [hostBin] : []), vpsBin(), process.env.PATH ?? ""];
     const env: Record<string, string> = {
       HOME: process.env.HOME ?? "/root",
       LANG: "C.UTF-8",
