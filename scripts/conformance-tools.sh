@@ -256,10 +256,14 @@ trixie_tools() {
 main() {
   local started=$SECONDS
   timed "debian packages (${HOST_PACKAGES[*]})" install_host_packages
+  # Both downloads wait on Debian's mirror more than on this machine: the image's root
+  # filesystem is made while trixie's packages are fetched.
+  timed "image root filesystem (${IMAGE_PACKAGES[*]}) in ${IMAGE_ROOTFS#"$REPO_ROOT"/}" image_rootfs &
+  local image_job=$!
   timed "trixie packages (${TRIXIE_PACKAGES[*]}) in ${CACHE#"$REPO_ROOT"/}" trixie_tools "$@"
   timed "the VPS's commands in ${VPS_BIN#"$REPO_ROOT"/} (trixie's jq)" vps_bin
   timed "smoke test" smoke_test
-  timed "image root filesystem (${IMAGE_PACKAGES[*]}) in ${IMAGE_ROOTFS#"$REPO_ROOT"/}" image_rootfs
+  wait "$image_job" || die "the image root filesystem was not made (its error is above)"
   timed "renovate $RENOVATE_VERSION (schema, docker-compose manager) in ${RENOVATE_DIR#"$REPO_ROOT"/}" renovate_files
   log "tools: $(tr '\n' ' ' <"$STAMP")postgresql $(compgen -G '/usr/lib/postgresql/*/bin' | sed 's|.*/postgresql/\([^/]*\)/bin|\1|' | tr '\n' ' ')($((SECONDS - started))s)"
 }
