@@ -32,6 +32,13 @@ export interface DoubleConfig {
   discoveryMs?: DiscoveryTimeline;
   /** 1-based index of the docker call at which the caller's process group is SIGKILLed. */
   killAtCall?: number;
+  /**
+   * psql in authentik-postgres never returns: libpq waits for a connection without limit
+   * unless connect_timeout is set ("Zero, negative, or not specified means wait
+   * indefinitely": PostgreSQL docs, libpq-connect.html), and the real engine once held a
+   * bootstrap's `docker exec … psql` for minutes while the server was shutting down.
+   */
+  psqlHangs?: boolean;
 }
 
 export type EventKind = "create" | "recreate" | "restart" | "remove" | "stop" | "blueprint" | "admin-password" | "pull" | "token-create" | "token-set" | "token-delete" | "role-password";
@@ -213,6 +220,7 @@ export class DockerDouble {
     if (command === "inspect") return this.inspect(rest, out);
     if (command === "exec") {
       if (rest.includes("ak")) await sleep(this.config.akCommandMs ?? 0);
+      if (this.config.psqlHangs && rest[0] === "-i" && rest[1] === "authentik-postgres" && rest[2] === "psql") await new Promise(() => undefined);
       return this.exec(request, rest, out);
     }
     if (command === "ps") return this.ps(rest, out);

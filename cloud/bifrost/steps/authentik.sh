@@ -57,6 +57,19 @@ ak_shell() { # $1: what (for the error), $2: snippet, $3: regex its output must 
   die "$1 through ak shell in authentik-server failed after $TOKEN_ATTEMPTS attempts"
 }
 
+# psql in authentik-postgres as the database's owner over its socket, the SQL on stdin; extra
+# psql options first. Bounded by WAIT_TIMEOUT: libpq waits for a connection without limit
+# (connect_timeout unset), and a `docker exec` that never returns would hold the bootstrap,
+# and Pulumi's `up` with it. --foreground keeps it in the bootstrap's process group, so an
+# interruption of the bootstrap still reaches it.
+postgres_psql() {
+  local rc=0
+  timeout --foreground "$WAIT_TIMEOUT" docker exec -i authentik-postgres psql -v ON_ERROR_STOP=1 --quiet --no-psqlrc \
+    "$@" --username=authentik --dbname=authentik || rc=$?
+  ((rc != 124)) || die "psql in authentik-postgres did not return within ${WAIT_TIMEOUT}s (is the database shutting down? see: docker logs authentik-postgres)"
+  return "$rc"
+}
+
 # Postgres reads POSTGRES_PASSWORD only when it initialises its data directory, so a rotated
 # AUTHENTIK_POSTGRESQL_PASSWORD has to be set on the role inside the running database before
 # authentik-server and -worker come back with it. Unknown (no fingerprint yet) counts as
@@ -72,8 +85,7 @@ step_postgres_password() {
   fi
   password=${CONF[AUTHENTIK_POSTGRESQL_PASSWORD]}
   sql="ALTER ROLE authentik WITH PASSWORD '${password//\'/\'\'}';"
-  docker exec -i authentik-postgres psql -v ON_ERROR_STOP=1 --quiet --no-psqlrc \
-    --username=authentik --dbname=authentik <<<"$sql" >/dev/null
+  postgres_psql <<<"$sql" >/dev/null
   write_atomically "$record" 0600 "$FINGERPRINT"
   STEP_NOTE="role password set"
 }
@@ -259,8 +271,7 @@ release_line() { # $1: an Authentik version or image reference → its release l
 # (lifecycle/migrate.py ensure_allowed_version; the table comes from lifecycle/
 # system_migrations/version_history_create.py): nothing on a database Authentik never ran.
 authentik_db_version() {
-  docker exec -i authentik-postgres psql -v ON_ERROR_STOP=1 --quiet --no-psqlrc --tuples-only --no-align \
-    --username=authentik --dbname=authentik <<'SQL'
+  postgres_psql --tuples-only --no-align <<'SQL'
 SELECT to_regclass('authentik_version_history') IS NOT NULL AS has_history \gset
 \if :has_history
 SELECT version FROM authentik_version_history ORDER BY timestamp DESC LIMIT 1;

@@ -394,6 +394,16 @@ describe("bootstrap.sh in the docker double", () => {
     expect(b.double.authentik.providers.get("netbird")).toMatchObject({ authorization_flow: expect.stringMatching(/^pk:/), invalidation_flow: expect.stringMatching(/^pk:/) });
   });
 
+  it("a psql in authentik-postgres that never returns ends its step within WAIT_TIMEOUT, saying so, instead of holding the run", async () => {
+    const b = await bifrost();
+    b.double.configure({ psqlHangs: true });
+    const r = await b.run({ env: { BIFROST_WAIT_TIMEOUT: "2" } });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("ERROR: psql in authentik-postgres did not return within 2s (is the database shutting down? see: docker logs authentik-postgres)");
+    expect(r.stderr).toMatch(/step postgres-password: FAILED after 2\.\d\ds/);
+    expect(b.double.containers.has("authentik-server")).toBe(false);
+  });
+
   it("an apply that fails after a valid validation exits 0 upstream: the bootstrap sees the missing provider and applies again", async () => {
     const b = await bifrost();
     b.double.authentik.applyConflicts = 1;
