@@ -7,8 +7,8 @@ export default defineConfig({
     pool: "forks",
     // Three files at a time on this 2-core machine (Vitest would run one): the engine tests
     // (test/engine/) mostly wait on a real Docker daemon, and many bootstrap tests wait on
-    // timeouts and retry delays, while the others use the CPU (a whole run: 579 s with two,
-    // 564 s with three, the CPU busy throughout).
+    // timeouts and retry delays, while the others use the CPU (clean-clone CI, nothing else
+    // changed: 595 s with two, 590 s with three; the CPU busy throughout).
     maxWorkers: 3,
     testTimeout: 60_000,
     hookTimeout: 60_000,

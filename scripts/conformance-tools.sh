@@ -48,10 +48,10 @@ readonly HOST_PACKAGES=(postgresql python3 python3-configobj python3-jinja2 pyth
 # stand-ins, wget and busybox answer the compose file's own healthcheck commands, sqlite3 keeps
 # the NetBird stand-in's accounts in store.db as netbird-server keeps them.
 readonly IMAGE_ROOTFS="$CACHE/standin-rootfs.tar"
+readonly IMAGE_PACKAGES=(postgresql-15 nodejs wget busybox bash sqlite3)
 # Commands of the VPS that the bootstrap harness puts first on the bootstrap's PATH
 # (test/conformance/tools.ts vpsBin reads the same path).
 readonly VPS_BIN="$CACHE/vps-bin"
-readonly IMAGE_PACKAGES=(postgresql-15 nodejs wget busybox bash sqlite3)
 # Renovate's release whose files test/tooling/renovate.test.ts reads (the same path and version there).
 readonly RENOVATE_VERSION=44.121.2
 readonly RENOVATE_DIR="$CACHE/renovate-$RENOVATE_VERSION"

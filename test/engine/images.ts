@@ -16,6 +16,7 @@ import ts from "typescript";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { authentikImageVersion } from "../docker-double/authentik";
 import { bifrostSource, repoRoot } from "../docker-double/harness";
+import { releaseLinesFile, shippedReleaseLines } from "../bifrost/bootstrap/olderBundle";
 import { toolsDir, type Engine } from "./daemon";
 
 const rootfsTar = path.join(toolsDir, "standin-rootfs.tar");
@@ -127,20 +128,9 @@ async function build(engine: Engine, context: string, image: string, lines: stri
 
 function contentHash(): string {
   const hash = createHash("sha256");
-  for (const file of [...standinSources, "test/engine/standin/standin.sh", releaseLinesFile, "test/engine/standin/postgres-entrypoint.sh", "test/engine/images.ts", "package-lock.json", "cloud/bifrost/docker-compose.yml"]) hash.update(fs.readFileSync(path.join(repoRoot, file)));
+  for (const file of [...standinSources, "test/engine/standin/standin.sh", path.relative(repoRoot, releaseLinesFile), "test/engine/standin/postgres-entrypoint.sh", "test/engine/images.ts", "package-lock.json", "cloud/bifrost/docker-compose.yml"]) hash.update(fs.readFileSync(path.join(repoRoot, file)));
   hash.update(fs.readFileSync(`${rootfsTar}.packages`));
   return hash.digest("hex").slice(0, 16);
-}
-
-const releaseLinesFile = "cloud/bifrost/authentik/release-lines";
-
-/** The Authentik images of the release lines an older edge steps through (authentik/release-lines). */
-export function releaseLineImages(): string[] {
-  return fs
-    .readFileSync(path.join(repoRoot, releaseLinesFile), "utf8")
-    .split("\n")
-    .filter((l) => l.trim() && !l.startsWith("#"))
-    .map((l) => l.trim().split(/\s+/)[1]!);
 }
 
 /** The version an Authentik image's stand-in runs as, from its tag (the real one has it in its code: authentik/__init__.py). */
@@ -171,7 +161,7 @@ export async function provideImages(engine: Engine): Promise<void> {
       built.add(image);
     }
     // The older lines' servers: the pinned Authentik's stand-in under their names, each with its version.
-    for (const image of releaseLineImages().filter((i) => !built.has(i))) {
+    for (const image of shippedReleaseLines().map(([, image]) => image).filter((i) => !built.has(i))) {
       await build(engine, context, image, [`FROM ${localTag(images["authentik-server"]!)}`, ...authentikVersion(image)]);
       built.add(image);
     }

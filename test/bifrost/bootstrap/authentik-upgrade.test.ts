@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { authentikImageVersion, authentikReleaseLines, authentikServerStart, releaseLineOf } from "../../docker-double/authentik";
 import { Bifrost, bifrostSource, canarySecrets } from "../../docker-double/harness";
-import { asDeployedWithAuthentik202510 } from "./olderBundle";
+import { asDeployedWithAuthentik202510, shippedReleaseLines } from "./olderBundle";
 
 const pinned = /image: (ghcr\.io\/goauthentik\/server:\S+)/.exec(fs.readFileSync(path.join(bifrostSource, "docker-compose.yml"), "utf8"))![1]!;
 const version = (image: string) => authentikImageVersion(image)!;
@@ -116,15 +116,11 @@ describe("Authentik moves to the pinned release line one line at a time", () => 
 
 describe("authentik/release-lines", () => {
   it("lists every release line from the oldest this project pinned to the one before the pin, each with an image of that line", () => {
-    const rows = fs
-      .readFileSync(path.join(bifrostSource, "authentik/release-lines"), "utf8")
-      .split("\n")
-      .filter((l) => l.trim() && !l.startsWith("#"))
-      .map((l) => l.trim().split(/\s+/));
+    const rows = shippedReleaseLines();
     const pinnedLine = releaseLineOf(version(pinned));
     expect(rows.map(([line]) => line)).toEqual(authentikReleaseLines.slice(0, authentikReleaseLines.indexOf(pinnedLine)));
-    for (const [line, image] of rows) expect([line, releaseLineOf(version(image!))]).toEqual([line, line]);
-    expect(rows.every(([, image]) => image!.startsWith("ghcr.io/goauthentik/server:"))).toBe(true);
+    for (const [line, image] of rows) expect([line, releaseLineOf(version(image))]).toEqual([line, line]);
+    expect(rows.every(([, image]) => image.startsWith("ghcr.io/goauthentik/server:"))).toBe(true);
   });
 });
 

@@ -23,3 +23,13 @@ export function asDeployedWithAuthentik202510(bundle: string, pinnedAuthentik: s
     for (const file of Object.keys(edits)) fs.copyFileSync(path.join(bifrostSource, file), path.join(bundle, file));
   };
 }
+
+/** The shipped authentik/release-lines as [line, image] rows, oldest first. */
+export const releaseLinesFile = path.join(bifrostSource, "authentik/release-lines");
+export function shippedReleaseLines(): [string, string][] {
+  return fs
+    .readFileSync(releaseLinesFile, "utf8")
+    .split("\n")
+    .filter((l) => l.trim() && !l.startsWith("#"))
+    .map((l) => l.trim().split(/\s+/) as [string, string]);
+}
