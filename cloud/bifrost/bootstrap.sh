@@ -56,6 +56,7 @@ FINGERPRINT_KEY=""
 CURRENT_STEP=""
 STEP_STARTED=0
 STEP_NOTE=""
+HEALTH_NOTE="" # set by start_services when a service's health came back during the wait
 RUN_STARTED=0
 
 UNESCAPED=""
@@ -85,10 +86,11 @@ on_exit() {
 step() { # $1: step name, rest: the command that performs it
   CURRENT_STEP=$1
   STEP_NOTE=""
+  HEALTH_NOTE=""
   STEP_STARTED=$(now_micros)
   shift
   "$@"
-  log "step ${CURRENT_STEP}: ok${STEP_NOTE:+, $STEP_NOTE} ($(since "$STEP_STARTED"))"
+  log "step ${CURRENT_STEP}: ok${STEP_NOTE:+, $STEP_NOTE}${HEALTH_NOTE:+, $HEALTH_NOTE} ($(since "$STEP_STARTED"))"
   CURRENT_STEP=""
 }
 

@@ -24,6 +24,13 @@ export interface DoubleConfig {
   unhealthy: string[];
   /** Services that never finish starting (Compose's --wait runs into its timeout). */
   neverHealthy: string[];
+  /**
+   * Epoch milliseconds until which a service's probe fails although its program runs: a probe
+   * that timed out on a busy host. Docker marks the running container unhealthy and the next
+   * passing probe makes it healthy again (Docker's HEALTHCHECK reference: `retries`
+   * consecutive failures make it unhealthy, one success healthy); nothing is restarted.
+   */
+  probeFailsUntil?: Record<string, number>;
   /** How many `ak shell` calls fail first, as while Django is starting. */
   akFailures: number;
   /** Milliseconds an `ak` management command takes before it acts: it boots Django first. */
@@ -391,6 +398,10 @@ export class DockerDouble {
     if (this.config.neverHealthy.includes(c.service)) return "starting";
     if (Date.now() < this.readyAt(c)) return "starting";
     if (this.config.unhealthy.includes(c.service)) return "unhealthy";
+    if ((this.config.probeFailsUntil?.[c.service] ?? 0) > Date.now()) {
+      c.log.push(`${c.service} health probe timed out`);
+      return "unhealthy";
+    }
     if (c.exited) {
       c.log.push(c.exited);
       return "unhealthy";
@@ -534,12 +545,20 @@ export class DockerDouble {
     }
   }
 
+  /**
+   * `docker inspect --format` with a container's health (Docker's inspect: .State.Health.Status
+   * is starting|healthy|unhealthy), or its state and health: .State.Status is "running" until
+   * its program exits ("exited", or "restarting" under a restart policy) and for a stopped one.
+   */
   private inspect(args: string[], out: { stdout: string }): void {
-    if (args.length !== 3 || args[0] !== "--format" || args[1] !== "{{.State.Health.Status}}")
+    const formats = ["{{.State.Health.Status}}", "{{.State.Status}} {{.State.Health.Status}}"];
+    if (args.length !== 3 || args[0] !== "--format" || !formats.includes(args[1]))
       throw new Failure(`docker double: unsupported: docker inspect ${args.join(" ")}`, 127);
     const c = this.containers.get(args[2]);
     if (!c) throw new Failure(`Error: No such object: ${args[2]}`);
-    out.stdout += `${this.health(c)}\n`;
+    const health = this.health(c);
+    if (args[1] === formats[0]) out.stdout += `${health}\n`;
+    else out.stdout += `${c.running ? (c.exited ? "restarting" : "running") : "exited"} ${health}\n`;
   }
 
   private exec(request: Request, args: string[], out: { stdout: string; stderr: string }): void {

@@ -568,6 +568,32 @@ describe("bootstrap.sh in the docker double", () => {
     expectNoCanary(b, r.stdout, r.stderr);
   });
 
+  it("waits out a running service's probe that failed for a moment instead of failing at once (issue 29)", async () => {
+    const b = await bifrost();
+    expect((await b.run()).code).toBe(0);
+    // A re-run changes nothing, so Compose recreates no container; netbird-agent's probe has
+    // just timed out (a busy host) and fails for 1.5 s more. Compose's `up --wait` refuses an
+    // unhealthy container at once; the step waits for the next passing probe.
+    b.double.configure({ probeFailsUntil: { "netbird-agent": Date.now() + 1500 } });
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/step netbird-agent: ok.*healthy again after its probe reported unhealthy 0s into the wait/);
+    expect(b.double.events.filter((e) => e.service === "netbird-agent" && ["create", "recreate", "restart"].includes(e.kind))).toHaveLength(1);
+  });
+
+  it("says a probe reported a service unhealthy at once, not that it ran out of time, when it stays unhealthy (issue 29)", async () => {
+    const b = await bifrost();
+    expect((await b.run()).code).toBe(0);
+    b.double.configure({ probeFailsUntil: { "netbird-agent": Date.now() + 60_000 } });
+    const started = Date.now();
+    const r = await b.run({ env: { BIFROST_WAIT_TIMEOUT: "3" } });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/ERROR: netbird-agent reported unhealthy by its probe at once and was still not healthy when the step's 3s ran out/);
+    expect(r.stderr).not.toContain("did not become healthy within");
+    // It waited for the step's deadline, not for nothing and not for ever.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(3000);
+  });
+
   it("reports every missing required secret at once and starts nothing", async () => {
     const secrets = canarySecrets();
     const b = await bifrost({ secrets: { ...secrets, NB_RELAY_SECRET: "", CLOUDFLARE_API_TOKEN: undefined } });
@@ -593,9 +619,10 @@ describe("bootstrap.sh in the docker double", () => {
     expect(ok.stderr).toContain("+ "); // xtrace was really on
     b.rotate("AUTHENTIK_POSTGRESQL_PASSWORD", "rotatedPostgresPassword-canary-0042");
     b.double.configure({ unhealthy: ["netbird-dashboard"] });
-    const failed = await b.run({ xtrace: true });
+    // A probe that keeps failing is waited out until the step's deadline: a short one here.
+    const failed = await b.run({ xtrace: true, env: { BIFROST_WAIT_TIMEOUT: "2" } });
     expect(failed.code).not.toBe(0);
-    expect(failed.stderr).toContain("netbird-dashboard did not become healthy");
+    expect(failed.stderr).toContain("netbird-dashboard reported unhealthy by its probe at once");
     expectNoCanary(b, ok.stdout, ok.stderr, failed.stdout, failed.stderr);
     expect(failed.stderr).not.toContain("rotatedPostgresPassword-canary-0042");
   });

@@ -241,6 +241,7 @@ async function netbirdProxy(): Promise<void> {
 // and publicKey (client/status/status.go OutputOverview)). ---------------------------------
 
 const daemonSocket = "/var/run/netbird.sock";
+const daemonStateFile = "/var/run/netbird-standin.state";
 
 async function netbirdAgent(args: string[]): Promise<void> {
   if (args[0] === "status") {
@@ -259,6 +260,8 @@ async function netbirdAgent(args: string[]): Promise<void> {
     if (status.state !== "ready") fail(`netbird daemon: ${status.state}`);
     process.exit(0);
   }
+  // A restarted container keeps its files: until this daemon says otherwise, it is not ready.
+  fs.rmSync(daemonStateFile, { force: true });
   await startedUp();
   let setupKey = process.env.NB_SETUP_KEY ?? "";
   const keyFile = process.env.NB_SETUP_KEY_FILE;
@@ -273,6 +276,13 @@ async function netbirdAgent(args: string[]): Promise<void> {
   if (!fs.existsSync(keyPath)) fs.writeFileSync(keyPath, crypto.randomBytes(32).toString("base64"), { mode: 0o600 });
   const publicKey = fs.readFileSync(keyPath, "utf8");
   const status = { state: "connecting", ip: "", publicKey };
+  // `netbird status --check ready`, the healthcheck, is answered in standin.sh from this file.
+  const setState = (state: string) => {
+    status.state = state;
+    fs.writeFileSync(`${daemonStateFile}.tmp`, state);
+    fs.renameSync(`${daemonStateFile}.tmp`, daemonStateFile);
+  };
+  setState("connecting");
   fs.rmSync(daemonSocket, { force: true });
   net.createServer((s) => s.end(JSON.stringify(status))).listen(daemonSocket);
   // The management URL is https://netbird.<domain>; the agent shares the host's network, where
@@ -287,10 +297,10 @@ async function netbirdAgent(args: string[]): Promise<void> {
         signal: AbortSignal.timeout(3000),
       });
       const answer = (await response.json()) as { ip?: string };
-      status.state = response.ok ? "ready" : `login refused: ${response.status}`;
       status.ip = answer.ip ?? "";
+      setState(response.ok ? "ready" : `login refused: ${response.status}`);
     } catch (e) {
-      status.state = `management unreachable: ${(e as Error).message}`;
+      setState(`management unreachable: ${(e as Error).message}`);
     }
     await sleep(status.state === "ready" ? 5000 : 1000);
   }
