@@ -22,6 +22,8 @@ export interface VpsSettings {
   readonly authentikGithubOrg?: string;
   /** Who may reach NetBird's dashboard and REST API (core:netbirdAdminSources); empty: everyone. */
   readonly netbirdAdminSources: readonly string[];
+  /** Who may reach Authentik's admin interface and admin API (core:authentikAdminSources); empty: nobody from outside. */
+  readonly authentikAdminSources: readonly string[];
   /** Public services routed by Traefik behind Authentik: `name=upstream` pairs. */
   readonly publicServices: readonly { readonly name: string; readonly upstream: string }[];
   /** Data root on the VPS. */
@@ -96,6 +98,8 @@ export function renderEnv(settings: VpsSettings, secrets: SecretValues): string 
     ["AUTHENTIK_GITHUB_ORG", settings.authentikGithubOrg ?? ""],
     // Empty: Traefik's allow list for NetBird's dashboard and API admits every address.
     ["BIFROST_NETBIRD_ADMIN_SOURCES", settings.netbirdAdminSources.join(" ")],
+    // Empty: Authentik's admin side is reachable from no internet address.
+    ["BIFROST_AUTHENTIK_ADMIN_SOURCES", settings.authentikAdminSources.join(" ")],
     ["BIFROST_PUBLIC_SERVICES", settings.publicServices.map((s) => `${s.name}=${s.upstream}`).join(" ")],
     ["BIFROST_DATA", settings.dataRoot],
     ["BIFROST_NETWORK_SUBNET", settings.networkSubnet],

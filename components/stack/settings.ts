@@ -54,6 +54,11 @@ export interface HetznerSettings {
    * default) lets every address through. Peers' gRPC, relay and /oauth2 logins stay open.
    */
   readonly netbirdAdminSources: readonly string[];
+  /**
+   * Address ranges that reach Authentik's admin interface and every API path its end users do
+   * not need (traefik/dynamic/bifrost.yml); empty (the default): nobody from the internet.
+   */
+  readonly authentikAdminSources: readonly string[];
   readonly publicServices: readonly PublicService[];
   readonly extraFirewallRules: readonly FirewallOpening[];
   readonly dataRoot: string;
@@ -238,6 +243,7 @@ export function checkHetznerSettings(get: ConfigGetter): Checked<HetznerSettings
     sshPrivateKeyPath: r.optionalString("sshPrivateKeyPath"),
     operatorSshSources: r.list("operatorSshSources", (v, w) => r.cidr(v, w), { nonEmpty: true }),
     netbirdAdminSources: r.list("netbirdAdminSources", (v, w) => r.cidr(v, w)),
+    authentikAdminSources: r.list("authentikAdminSources", (v, w) => r.cidr(v, w)),
     publicServices: r.list("publicServices", (v, w) => r.publicService(v, w)),
     extraFirewallRules: r.list("extraFirewallRules", (v, w) => r.firewallOpening(v, w)),
     dataRoot: r.string("dataRoot", { test: (v) => /^\/[A-Za-z0-9._/-]+$/.test(v), expected: "an absolute path" }, "/var/lib/bifrost"),
@@ -326,6 +332,7 @@ export function vpsSettingsOf(s: HetznerSettings, volumeId: number | string): Vp
     authentikGithubClientId: s.authentikGithubClientId,
     authentikGithubOrg: s.authentikGithubOrg,
     netbirdAdminSources: s.netbirdAdminSources,
+    authentikAdminSources: s.authentikAdminSources,
     publicServices: s.publicServices,
     dataRoot: s.dataRoot,
     networkSubnet: s.networkSubnet,

@@ -72,7 +72,7 @@ describe("hetzner stack on the data stack", () => {
     const { run } = await attached(hetznerConfig);
     // The .env content is secret-wrapped; the settings hash is its plain shadow, so check the render instead.
     const { renderEnv } = await import("../../components/secrets/render");
-    expect(renderEnv({ domain: "d.test", acmeEmail: "a@d.test", netbirdOwnerEmail: "owner@example.test", netbirdUserApproval: true, netbirdUsersGroup: "netbird-users", netbirdAdminSources: [], publicServices: [], dataRoot: "/x", networkSubnet: "198.18.0.0/24", traefikAddress: "198.18.0.10", databaseSubnet: "198.18.1.0/24", volumeDevice: `/dev/disk/by-id/scsi-0HC_Volume_${dataStackOutputs.volumeId}` }, {})).toContain(
+    expect(renderEnv({ domain: "d.test", acmeEmail: "a@d.test", netbirdOwnerEmail: "owner@example.test", netbirdUserApproval: true, netbirdUsersGroup: "netbird-users", netbirdAdminSources: [], authentikAdminSources: [], publicServices: [], dataRoot: "/x", networkSubnet: "198.18.0.0/24", traefikAddress: "198.18.0.10", databaseSubnet: "198.18.1.0/24", volumeDevice: `/dev/disk/by-id/scsi-0HC_Volume_${dataStackOutputs.volumeId}` }, {})).toContain(
       `BIFROST_VOLUME_DEVICE="/dev/disk/by-id/scsi-0HC_Volume_${dataStackOutputs.volumeId}"`,
     );
     const stdin = one(run, "command:remote:Command", "bifrost-env").inputs.stdin as { value: string };

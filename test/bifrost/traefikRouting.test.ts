@@ -25,14 +25,17 @@ interface Router {
  * The template's static part with the domain filled in: the `range` blocks over public
  * services are dropped (this test is about NetBird's routes), as is every other action.
  */
-function dynamicConfig(adminSources = ""): { http: { routers: Record<string, Router>; middlewares: Record<string, Record<string, { sourceRange?: string[] }>> } } {
+function dynamicConfig(adminSources = "", authentikAdminSources = ""): { http: { routers: Record<string, Router>; middlewares: Record<string, Record<string, { sourceRange?: string[] }>> } } {
   const template = fs.readFileSync(path.join(bundleDir, "traefik/dynamic/bifrost.yml"), "utf8");
   const withoutRanges = template.replace(/\{\{- range[\s\S]*?\{\{- end \}\}\s*\{\{- end \}\}/g, "");
   // The allow list's one action, evaluated as Go's text/template with sprig would: a non-empty
   // BIFROST_NETBIRD_ADMIN_SOURCES split at spaces, empty parts dropped, as JSON; else everyone.
   const adminSourceRange = adminSources ? JSON.stringify(adminSources.split(" ").filter((s) => s !== "")) : '["0.0.0.0/0", "::/0"]';
+  // The same for Authentik's admin side, whose unset value is closed: Traefik's loopback only.
+  const authentikSourceRange = authentikAdminSources ? JSON.stringify(authentikAdminSources.split(" ").filter((s) => s !== "")) : '["127.0.0.1/32"]';
   const text = withoutRanges
     .replace(/\{\{ if env "BIFROST_NETBIRD_ADMIN_SOURCES" \}\}.*\{\{ end \}\}/, adminSourceRange)
+    .replace(/\{\{ if env "BIFROST_AUTHENTIK_ADMIN_SOURCES" \}\}.*\{\{ end \}\}/, authentikSourceRange)
     .replace(/\{\{ \$domain \}\}/g, domain)
     .replace(/\{\{ regexQuoteMeta \$domain \}\}/g, domain.replace(/\./g, "\\."))
     .replace(/\{\{ \$authentikOutpost \}\}/g, "http://authentik-server:9000")
@@ -83,8 +86,8 @@ function matches(rule: string, host: string, requestPath: string): boolean {
   return or();
 }
 
-function route(host: string, requestPath: string, adminSources = ""): [string, Router] {
-  const routers = Object.entries(dynamicConfig(adminSources).http.routers).filter(([, r]) => r.entryPoints.includes("websecure") && matches(r.rule, host, requestPath));
+function route(host: string, requestPath: string, adminSources = "", authentikAdminSources = ""): [string, Router] {
+  const routers = Object.entries(dynamicConfig(adminSources, authentikAdminSources).http.routers).filter(([, r]) => r.entryPoints.includes("websecure") && matches(r.rule, host, requestPath));
   routers.sort(([, a], [, b]) => (b.priority ?? b.rule.length) - (a.priority ?? a.rule.length));
   expect(routers.length, `${host}${requestPath}`).toBeGreaterThan(0);
   return routers[0];
@@ -100,8 +103,8 @@ function inRange(client: string, range: string): boolean {
 }
 
 /** Whether a request from `client` gets through the router's middlewares (ipAllowList only). */
-function admits(router: Router, client: string, adminSources = ""): boolean {
-  const middlewares = dynamicConfig(adminSources).http.middlewares;
+function admits(router: Router, client: string, adminSources = "", authentikAdminSources = ""): boolean {
+  const middlewares = dynamicConfig(adminSources, authentikAdminSources).http.middlewares;
   return (router.middlewares ?? []).every((name) => {
     const allow = middlewares[name]?.ipAllowList;
     if (!allow) return true;
@@ -173,20 +176,88 @@ describe("Traefik and Authentik's code-executing APIs (Authentik hardening guide
     for (const client of ["203.0.113.50", "198.51.100.7", "10.0.0.5"]) expect(admits(router, client)).toBe(false);
   });
 
-  it.each(["/", "/if/admin/", "/api/v3/core/users/", "/api/v3/policies/bindings/", "/api/v3/policies/event_matcher/", "/application/o/authorize/", "/api/v3/flows/executor/default-authentication-flow/"])(
-    "still routes %s to Authentik for any internet address",
-    (requestPath) => {
-      const [name, router] = route(`auth.${domain}`, requestPath);
-      expect(name).toBe("authentik");
-      expect(admits(router, "203.0.113.50")).toBe(true);
-    },
-  );
-
+  it("refuses them from the admin sources too", () => {
+    const [name, router] = route(`auth.${domain}`, "/api/v3/policies/expression/", "", "198.51.100.0/24");
+    expect(name).toBe("authentik-code-apis-blocked");
+    expect(admits(router, "198.51.100.7", "", "198.51.100.0/24")).toBe(false);
+  });
   it("the bootstrap reaches Authentik's API on the loopback port, not through Traefik", () => {
     const runner = fs.readFileSync(path.join(bundleDir, "bootstrap.sh"), "utf8");
     expect(runner).toMatch(/AUTHENTIK_API="\$\{BIFROST_AUTHENTIK_API:-http:\/\/127\.0\.0\.1:9000\}"/);
     const compose = parseYaml(fs.readFileSync(path.join(bundleDir, "docker-compose.yml"), "utf8"));
     expect(compose.services["authentik-server"].ports).toEqual(["127.0.0.1:9000:9000"]);
+  });
+});
+
+/**
+ * Issue 35: from the internet Authentik serves what its end users need, an allow list read in
+ * upstream's routing (traefik/dynamic/bifrost.yml cites it); everything else only from
+ * core:authentikAdminSources, and from nowhere outside when that is unset.
+ */
+describe("Authentik's public surface is an allow list", () => {
+  const endUser = [
+    "/",
+    "/if/flow/default-authentication-flow/",
+    "/flows/-/default/authentication/",
+    "/static/dist/flow/FlowInterface-2026.8.7.js",
+    "/ws/client/",
+    "/api/v3/flows/executor/default-authentication-flow/",
+    "/api/v3/root/config/",
+    "/api/v3/core/brands/current/",
+    "/application/o/authorize/",
+    "/application/o/token/",
+    "/application/o/netbird/.well-known/openid-configuration",
+    "/source/oauth/login/github/",
+    "/source/oauth/callback/github/",
+    "/if/user/",
+    "/api/v3/core/users/me/",
+    "/api/v3/authenticators/all/",
+    "/api/v3/authenticators/totp/3/",
+    "/api/v3/stages/all/user_settings/",
+    "/-/health/live/",
+  ];
+  const adminOnly = [
+    "/if/admin/",
+    "/api/v3/core/users/",
+    "/api/v3/core/users/7/set_password/",
+    "/api/v3/core/tokens/",
+    "/api/v3/core/tokens/authentik-bootstrap-token/view_key/",
+    "/api/v3/core/applications/netbird/",
+    "/api/v3/policies/bindings/",
+    "/api/v3/policies/all/5f1c3c9e-0d7e-4a55-9a8f-1b2c3d4e5f60/test/",
+    "/api/v3/stages/prompt/prompts/preview/",
+    "/api/v3/stages/prompt/prompts/",
+    "/api/v3/events/transports/",
+    "/api/v3/authenticators/admin/totp/",
+    "/api/v3/flows/inspector/",
+    "/api/v3/flows/instances/",
+    "/api/v3/rbac/roles/",
+    "/api/v3/admin/settings/",
+    "/api/v3/schema/",
+    "/ws/outpost/5f1c3c9e-0d7e-4a55-9a8f-1b2c3d4e5f60/",
+    "/-/health/ready/",
+    "/files/reports/x",
+    "/if/admin",
+    "/API/v3/core/users/",
+  ];
+
+  it.each(endUser)("%s is served to any internet address", (requestPath) => {
+    const [name, router] = route(`auth.${domain}`, requestPath);
+    expect(name).toBe("authentik");
+    expect(admits(router, "203.0.113.50")).toBe(true);
+  });
+
+  it.each(adminOnly)("%s is refused from the internet when core:authentikAdminSources is unset", (requestPath) => {
+    const [name, router] = route(`auth.${domain}`, requestPath);
+    expect(name).toBe("authentik-admin");
+    for (const client of ["203.0.113.50", "198.51.100.7", "10.0.0.5", "172.18.0.1"]) expect(admits(router, client)).toBe(false);
+  });
+
+  it.each(adminOnly)("%s is served to an admin source, and refused to any other address", (requestPath) => {
+    const [name, router] = route(`auth.${domain}`, requestPath, "", "198.51.100.0/24");
+    expect(name).toBe("authentik-admin");
+    expect(admits(router, "198.51.100.7", "", "198.51.100.0/24")).toBe(true);
+    expect(admits(router, "203.0.113.50", "", "198.51.100.0/24")).toBe(false);
   });
 });
 

@@ -1,8 +1,7 @@
 /**
  * Authentik blueprint conformance: cloud/bifrost/authentik/blueprints/netbird.yaml against
- * Authentik's published blueprint JSON schema (an excerpt of goauthentik/authentik
- * blueprints/schema.json; fixtures/authentik-blueprint-schema.source.txt says which version
- * and which parts), with Authentik's YAML tags resolved the way the importer resolves them.
+ * Authentik's published blueprint JSON schema (goauthentik/authentik blueprints/schema.json,
+ * whole; fixtures/authentik-blueprint-schema.source.txt says which version), with Authentik's YAML tags resolved the way the importer resolves them.
  *
  * Tag semantics imitated here follow authentik/blueprints/v1/common.py (goauthentik/authentik
  * @ 02df9eb95a2336198ebd5bda83ccde411b3ad179):
@@ -139,8 +138,11 @@ const applied = (bp: Blueprint) => bp.entries.filter((e) => (e.conditions ?? [])
 
 function validator(): ValidateFunction {
   const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false });
-  // Ajv ships no formats; the schema's only one here is DRF's "uuid" (RFC 4122 textual form).
+  // Ajv ships no formats. The whole schema names four, from DRF's fields: "uuid" (RFC 4122
+  // textual form), checked, since the blueprint's references are uuids; "date-time", "email"
+  // and "uri", which no attr of this blueprint carries, are known and not checked.
   ajv.addFormat("uuid", /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i);
+  for (const unchecked of ["date-time", "email", "uri"]) ajv.addFormat(unchecked, true);
   return ajv.compile(schema);
 }
 const validate = validator();
@@ -159,9 +161,9 @@ const applicationEntry = <E extends { model: string }>(bp: { entries: E[] }) => 
 describe("Authentik blueprint for NetBird against Authentik's blueprint schema", () => {
   it("the schema is Authentik's, and says which version it is", () => {
     expect(schema.$id).toBe("https://goauthentik.io/blueprints/schema.json");
-    // The image is 2026.8.7, whose schema is not readable here; the excerpt is 2025.12.0-rc1's (see
-    // .source.txt), the fields used being the same from 2025.10.4 to 2026.5.0-rc1.
-    expect(schema.title).toMatch(/^authentik 2025\.(10|12)\.\d+(-rc\d+)? Blueprint schema$/);
+    // The image is 2026.8.7, whose schema is not readable here; this is 2026.5.0-rc1's with
+    // OAuth2Provider.grant_types (see .source.txt), the newest readable.
+    expect(schema.title).toMatch(/^authentik 2026\.(5|8)\.\d+(-rc\d+)? Blueprint schema$/);
     const source = fs.readFileSync(path.join(__dirname, "fixtures/authentik-blueprint-schema.source.txt"), "utf8");
     expect(source).toMatch(/Commit:\s+[0-9a-f]{40}/);
     expect(source).toContain(schema.title.replace(/^authentik | Blueprint schema$/g, ""));
@@ -324,7 +326,9 @@ describe("Authentik blueprint for NetBird against Authentik's blueprint schema",
 
 /** Attr/identifier names that the model's schema definition does not list. */
 function unknownAttrs(bp: Blueprint): string[] {
-  const defs = (schema as unknown as { $defs: Record<string, { properties?: Record<string, unknown> }> }).$defs;
+  // 2026.5's file keeps its definitions under $defs; 2026.8's under draft-07's `definitions`.
+  const withDefs = schema as unknown as Record<"$defs" | "definitions", Record<string, { properties?: Record<string, unknown> }> | undefined>;
+  const defs = withDefs.$defs ?? withDefs.definitions ?? {};
   const out: string[] = [];
   for (const e of bp.entries) {
     const props = defs[`model_${e.model}`]?.properties;
@@ -450,7 +454,12 @@ describe("a second factor for administrators", () => {
         },
         true,
       ],
+      // The same stage on the GitHub source's authentication flow (issue 35; the flow-level
+      // outcome: test/bifrost/authentikFlows.test.ts).
+      [{ tag: "!KeyOf", args: ["admin-mfa-source-binding"] }, false],
     ]);
+    // Each fails closed: a policy that raises yields failure_result (policies/process.py).
+    expect(bindings.map((b) => b.attrs.failure_result)).toEqual([true, true, true]);
   });
 
   it("the policy, run as Authentik runs it, passes for a superuser being logged in and for no one else", () => {
@@ -513,10 +522,11 @@ describe("who may come in through GitHub", () => {
     expect(login).toMatchObject({ passing: true, requests: [] });
   });
 
-  it("leaves other sources alone and fails closed when the GitHub connection is missing", () => {
+  it("refuses a flow no GitHub source started, and fails closed when the GitHub connection is missing", () => {
     const policies = expressions(withOrg);
     const other = evaluate(policies["homelab-core GitHub sign-up"], { source: object({ slug: "ldap", provider_type: "ldap" }) });
-    expect(other).toMatchObject({ passing: true, requests: [] });
+    expect(other).toMatchObject({ passing: false, messages: ["These flows are for signing in with GitHub."], requests: [] });
+    expect(evaluate(policies["homelab-core GitHub login"], {})).toMatchObject({ passing: false, requests: [] });
     const { "goauthentik.io/sources/connection": _c, ...broken } = githubContext();
     expect(evaluate(policies["homelab-core GitHub sign-up"], broken, { token: "gho_user", memberships: { "homelab-people": "active" } }).passing).toBe(false);
   });

@@ -11,7 +11,9 @@ anything else fails, and an exception fails the policy with its text as the mess
 
 stdin: {"expression": str, "context": {...}, "github": {"token": str, "memberships": {org: state}}}
 where a context value {"__object__": {...}} becomes an object with those attributes.
-stdout: {"passing": bool, "messages": [str], "requests": [{"url", "accept", "bearer_ok"}]}.
+stdout: {"passing": bool, "raised": bool, "messages": [str], "requests": [{"url", "accept", "bearer_ok"}]}
+("raised": the expression threw, which Authentik turns into PolicyException: the binding's
+failure_result then decides, authentik/policies/process.py).
 
 `requests.get` answers as GitHub's REST API does for the one call a policy here makes,
 GET https://api.github.com/user/memberships/orgs/{org} (github/rest-api-description,
@@ -87,21 +89,26 @@ def main():
     request = SimpleNamespace(context=plan_context, user=plan_context.get("pending_user"))
     context = {
         "ak_message": messages.append,
-        "ak_is_sso_flow": plan_context.get("goauthentik.io/planner/sso", False),
+        # authentik/policies/expression/evaluator.py: request.context.get(PLAN_CONTEXT_SSO, False),
+        # PLAN_CONTEXT_SSO = "is_sso" (authentik/flows/planner.py; 2026.5.0-rc1 addbf5a2f), which
+        # the source flow manager sets for a flow a source started.
+        "ak_is_sso_flow": plan_context.get("is_sso", False),
         "request": request,
         "context": plan_context,
     }
     names = ",".join(sanitize_arg(k) for k in context)
     source = f"def handler({names}):\n" + indent(spec["expression"], "    ") + f"\nresult = handler({names})"
     scope = {sanitize_arg(k): v for k, v in context.items()}
+    raised = False
     try:
         exec(compile(source, "expression", "exec"), {"requests": github}, scope)  # noqa: S102
         result = scope["result"]
         passing = bool(result) if result is not None else False
     except Exception as exc:  # noqa: BLE001 - a failing policy, as Authentik records it
         passing = False
+        raised = True
         messages.append(str(exc))
-    json.dump({"passing": passing, "messages": messages, "requests": github.calls}, sys.stdout)
+    json.dump({"passing": passing, "raised": raised, "messages": messages, "requests": github.calls}, sys.stdout)
 
 
 main()

@@ -12,6 +12,7 @@ export const settings: VpsSettings = {
   netbirdUserApproval: true,
   netbirdUsersGroup: "netbird-users",
   netbirdAdminSources: ["198.51.100.0/24", "2001:db8::/64"],
+  authentikAdminSources: ["203.0.113.0/24"],
   publicServices: [
     { name: "grafana", upstream: "http://100.64.0.10:3000" },
     { name: "home", upstream: "https://100.64.0.11" },

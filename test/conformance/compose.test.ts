@@ -12,7 +12,7 @@ import YAML from "yaml";
 import { catalog, composeServices, entriesOnVps } from "../../components/secrets/catalog";
 import type { SecretValues } from "../../components/secrets/render";
 import { canary, canaryValues } from "../helpers/canaries";
-import { copyBundle, hostileValues, removeBundle, type Bundle } from "./bundle";
+import { copyBundle, hostileValues, removeBundle, settings, type Bundle } from "./bundle";
 import { composeBinary, repoRoot, unpackedPackages } from "./tools";
 import { composeImages, digestOverride, localTag } from "../engine/images";
 
@@ -178,6 +178,19 @@ describe("Compose v2 from Debian trixie (docker compose config)", () => {
     const proxy = environmentOf(model.services["netbird-proxy"] as unknown as Service);
     expect(proxy.NB_PROXY_PROXY_PROTOCOL).toBe("true");
     expect(proxy.NB_PROXY_TRUSTED_PROXIES).toBe("198.18.0.10");
+  });
+
+  it("Authentik as 2026.8 wants it: its base URL, X-Forwarded-* from Traefik only; Traefik lets netbird-proxy's ACME through (PITFALLS.md)", () => {
+    const r = composeConfig(bundleWith(canaryValues("hetzner", "ak")));
+    expect(r.stderr).toBe("");
+    const model = r.model as unknown as { services: Record<string, Service & { command?: string[] }> };
+    for (const service of ["authentik-server", "authentik-worker"]) {
+      const env = environmentOf(model.services[service]);
+      expect(env.AUTHENTIK_WEB__BASE_URL, service).toBe(`https://auth.${settings.domain}`);
+      expect(env.AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS, service).toBe("198.18.0.10/32");
+    }
+    expect(model.services.traefik.command).toContain("--entryPoints.websecure.allowACMEByPass=true");
+    expect(environmentOf(model.services.traefik).BIFROST_AUTHENTIK_ADMIN_SOURCES).toBe(settings.authentikAdminSources.join(" "));
   });
 
   describe("hardening, as the real Compose resolves it", () => {

@@ -26,6 +26,15 @@ export interface Containers {
 export interface Reply {
   status: number;
   body?: unknown;
+  /** Extra response headers, e.g. Location on a redirect. */
+  headers?: Record<string, string>;
+}
+
+/** A request body as its content type says: a form (OAuth2's token endpoint, RFC 6749 §4.1.3) or JSON. */
+function parseBody(raw: string, contentType: string | undefined): unknown {
+  if (!raw) return undefined;
+  if ((contentType ?? "").startsWith("application/x-www-form-urlencoded")) return Object.fromEntries(new URLSearchParams(raw));
+  return JSON.parse(raw);
 }
 
 export class ApiServer {
@@ -57,16 +66,22 @@ export class ApiServer {
       req.on("end", () => {
         const url = new URL(req.url ?? "/", "http://double");
         this.calls.push(`${req.method} ${url.pathname}${url.search}`);
-        this.bodies.push(raw ? JSON.parse(raw) : undefined);
+        let body: unknown;
+        try {
+          body = parseBody(raw, req.headers["content-type"]);
+        } catch {
+          body = undefined;
+        }
+        this.bodies.push(body);
         void (async (): Promise<Reply> => {
           try {
-            return await this.route(req.method ?? "GET", url, req.headers, raw ? JSON.parse(raw) : undefined);
+            return await this.route(req.method ?? "GET", url, req.headers, parseBody(raw, req.headers["content-type"]));
           } catch (e) {
             return { status: 400, body: { message: `invalid request: ${(e as Error).message}`, code: 400 } };
           }
         })().then((reply) => {
           this.onCall?.(`${req.method} ${url.pathname} ${reply.status}`);
-          res.writeHead(reply.status, { "Content-Type": "application/json" });
+          res.writeHead(reply.status, { "Content-Type": "application/json", ...reply.headers });
           res.end(reply.body === undefined ? "" : JSON.stringify(reply.body));
         });
       });

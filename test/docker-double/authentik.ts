@@ -27,6 +27,13 @@ export interface OAuth2Provider {
   redirect_uris: { matching_mode: string; url: string }[];
   authorization_flow: string | null;
   invalidation_flow: string | null;
+  /**
+   * The grants the provider allows: `ArrayField(..., default=list)`, so a provider made by a
+   * blueprint or the API without them allows none (authentik/providers/oauth2/models.py, PR
+   * #20363 at bce868b8, released with 2026.5); the migration gave providers that existed
+   * before all seven (migrations/0032_oauth2provider_grant_types.py).
+   */
+  grant_types: string[];
 }
 export interface Application {
   pk: string;
@@ -96,6 +103,8 @@ export interface AuthentikDb {
   expressionPolicies?: Record<string, { pk: string; name: string; expression: string }>;
   validateStages?: Record<string, { pk: string; name: string; notConfiguredAction: string; deviceClasses: string[]; configurationStages: string[] }>;
   stageBindings?: { pk: string; target: string; stage: string; order: number; evaluateOnPlan: boolean; reEvaluatePolicies: boolean }[];
+  /** policy_engine_mode a blueprint set on a flow, by slug; unset is the model's default, any (policies/models.py). */
+  flowEngineModes?: Record<string, "all" | "any">;
   nextPk: number;
   /** authentik_version_history's versions, oldest first (lifecycle/system_migrations/version_history_*.py). */
   versionHistory?: string[];
@@ -177,7 +186,7 @@ export class AuthentikDouble {
     private readonly store: AuthentikStore,
     private readonly record: (event: AuthentikEvent) => void = () => undefined,
   ) {
-    this.api = new ApiServer("authentik-server", containers, (method, url, headers) => this.route(method, url, headers, containers));
+    this.api = new ApiServer("authentik-server", containers, (method, url, headers, body) => this.route(method, url, headers, containers, body));
   }
 
   /** The server of `image` started on the database: why it exited, if it refused (see authentikServerStart). */
@@ -281,6 +290,11 @@ export class AuthentikDouble {
 
   get adminPassword(): string | undefined {
     return this.store.read().adminPassword;
+  }
+
+  /** Sets a provider's grants as an older Authentik's migration left them (for upgrade tests). */
+  seedGrantTypes(name: string, grants: string[]): void {
+    this.store.transact((db) => (db.providers[name].grant_types = grants));
   }
 
   /** Seeds a token as an older bootstrap left it (for upgrade tests). */
@@ -399,11 +413,72 @@ export class AuthentikDouble {
     return this.store.read().applications[slug]?.provider ? `https://auth.${domain}/application/o/${slug}/` : undefined;
   }
 
-  private route(method: string, url: URL, headers: http.IncomingHttpHeaders, containers: Containers): Reply {
+  /** The engine mode a flow evaluates its policies with (policies/models.py: default any). */
+  flowEngineMode(slug: string): "all" | "any" {
+    return this.store.read().flowEngineModes?.[slug] ?? "any";
+  }
+
+  /**
+   * GET /application/o/authorize/ (authentik/providers/oauth2/views/authorize.py, PR #20363 at
+   * bce868b8), its checks in upstream's order: the client (an error page), the redirect URI
+   * (an error page), the response type mapped to a grant (unsupported_response_type) and that
+   * grant against the provider's list, then PKCE's method; errors after the redirect URI is
+   * known go back to it (AuthorizeError: `?error=…&error_description=…&state=…`, 302). A valid
+   * request from someone not logged in is sent to the authentication flow with the request
+   * as `next` (the provider's authentication_flow, else the brand's: default-authentication-flow).
+   */
+  private authorize(url: URL): Reply {
+    const q = url.searchParams;
+    const provider = Object.values(this.store.read().providers).find((p) => p.client_id === q.get("client_id"));
+    if (!provider) return { status: 400, body: { title: "Client ID Error", detail: "The client identifier (client_id) is missing or invalid." } };
+    const redirect = q.get("redirect_uri") ?? "";
+    if (!provider.redirect_uris.some((r) => (r.matching_mode === "strict" ? r.url === redirect : new RegExp(r.url).test(redirect))))
+      return { status: 400, body: { title: "Redirect URI Error", detail: "The request fails due to a missing, invalid, or mismatching redirection URI (redirect_uri)." } };
+    const back = (error: string, description: string): Reply => {
+      const to = new URL(redirect);
+      to.searchParams.set("error", error);
+      to.searchParams.set("error_description", description);
+      if (q.get("state")) to.searchParams.set("state", q.get("state")!);
+      return { status: 302, headers: { Location: to.toString() } };
+    };
+    // constants.py RESPONSE_TYPE_*: code → authorization_code; id_token / id_token token → implicit; code with either → hybrid.
+    const types = (q.get("response_type") ?? "").split(" ").sort().join(" ");
+    const grant = { code: "authorization_code", id_token: "implicit", "id_token token": "implicit", "code id_token": "hybrid", "code token": "hybrid", "code id_token token": "hybrid" }[types];
+    if (!grant) return back("unsupported_response_type", "The authorization server does not support obtaining an authorization code using this method.");
+    // "Invalid grant_type for provider" in Authentik's log.
+    if (!provider.grant_types.includes(grant)) return back("invalid_request", "The request is otherwise malformed");
+    const method = q.get("code_challenge_method");
+    if (q.get("code_challenge") && method && !["S256", "plain"].includes(method)) return back("invalid_request", "The request is otherwise malformed");
+    const next = `${url.pathname}${url.search}`;
+    return { status: 302, headers: { Location: `/if/flow/default-authentication-flow/?${new URLSearchParams({ next }).toString()}` } };
+  }
+
+  /**
+   * POST /application/o/token/ (views/token.py, PR #20363 at bce868b8): the client
+   * authenticates first (invalid_client, 401), then the grant must be in the provider's list
+   * (TokenError("invalid_grant").with_cause("grant_type_not_configured"), 400).
+   */
+  private token(headers: http.IncomingHttpHeaders, body: unknown): Reply {
+    const form = (body ?? {}) as Record<string, string>;
+    let [clientId, secret] = [form.client_id, form.client_secret];
+    const basic = /^Basic (.+)$/.exec(headers.authorization ?? "");
+    if (basic) [clientId, secret] = Buffer.from(basic[1], "base64").toString().split(":");
+    const provider = Object.values(this.store.read().providers).find((p) => p.client_id === clientId);
+    if (!provider || (provider.client_type === "confidential" && provider.client_secret !== secret))
+      return { status: 401, body: { error: "invalid_client", error_description: "Client authentication failed (e.g., unknown client, no client authentication included, or unsupported authentication method)" } };
+    const invalidGrant = { error: "invalid_grant", error_description: "The provided authorization grant or refresh token is invalid, expired, revoked, does not match the redirection URI used in the authorization request, or was issued to another client" };
+    // A grant not listed is refused before its own checks; the double issues no codes or
+    // refresh tokens, so a listed grant meets an unknown one: the same answer either way.
+    return { status: 400, body: invalidGrant };
+  }
+
+  private route(method: string, url: URL, headers: http.IncomingHttpHeaders, containers: Containers, body?: unknown): Reply {
     // The liveness probe, unauthenticated (authentik/root/monitoring.py LiveView), which
     // `ak healthcheck` asks with HEAD (cmd/server/healthcheck.go) through a route that takes
     // every method (internal/web/proxy.go: a HandlerFunc with no Methods matcher), 2025.10.4.
     if ((method === "GET" || method === "HEAD") && url.pathname === "/-/health/live/") return { status: 200 };
+    if (method === "GET" && url.pathname === "/application/o/authorize/") return this.authorize(url);
+    if (method === "POST" && url.pathname === "/application/o/token/") return this.token(headers, body);
     // GET /application/o/<slug>/.well-known/openid-configuration, unauthenticated
     // (authentik/providers/oauth2/views/provider.py ProviderInfoView: 404 without a provider).
     const wellKnown = /^\/application\/o\/([^/]+)\/\.well-known\/openid-configuration$/.exec(url.pathname);
@@ -490,6 +565,8 @@ function importEntries(db: AuthentikDb, entries: BlueprintEntry[]): string {
           redirect_uris: (attrs.redirect_uris ?? []) as OAuth2Provider["redirect_uris"],
           authorization_flow: String(attrs.authorization_flow),
           invalidation_flow: String(attrs.invalidation_flow),
+          // An update sets only the attrs given (importer.py: partial serializer on an existing object).
+          grant_types: (attrs.grant_types as string[] | undefined) ?? db.providers[name]?.grant_types ?? [],
         };
         db.providers[name] = provider;
         if (entry.id) ids.set(entry.id, provider.pk);
@@ -584,6 +661,16 @@ function importEntries(db: AuthentikDb, entries: BlueprintEntry[]): string {
         if (entry.id) ids.set(entry.id, binding.pk);
         break;
       }
+      // An existing flow found by its slug, updated partially (importer.py); the double models
+      // only the flows of Authentik's default blueprints, and only their engine mode.
+      case "authentik_flows.flow": {
+        const slug = String(identifiers.slug);
+        if (!find(db, "authentik_flows.flow", [["slug", slug]]))
+          return `Blueprint invalid\n\tauthentik.blueprints.v1.importer: entry invalid: {'name': ['This field is required.']}: flow ${slug}`;
+        db.flowEngineModes ??= {};
+        if (attrs.policy_engine_mode === "all" || attrs.policy_engine_mode === "any") db.flowEngineModes[slug] = attrs.policy_engine_mode;
+        break;
+      }
       case "authentik_sources_oauth.oauthsource":
         db.sources[String(identifiers.slug)] = { slug: String(identifiers.slug), provider_type: String(attrs.provider_type), consumer_key: String(attrs.consumer_key) };
         break;
@@ -612,7 +699,7 @@ function find(db: AuthentikDb, model: string, conditions: [string, string | null
   return db.applied.includes(instance) ? pkOf(key) : null;
 }
 
-interface BlueprintEntry {
+export interface BlueprintEntry {
   model: string;
   id?: string;
   identifiers?: Record<string, unknown>;
@@ -649,6 +736,13 @@ const truthy = (v: unknown) => !(v === "" || v === null || v === undefined || v 
  * resolveTags once the whole document is built.
  */
 const blueprintTags = () => taggedNodes(["!Env", "!KeyOf"], ["!Env", "!Find", "!Condition", "!If", "!Format"]);
+
+/** A blueprint's text with its tags resolved against `env` (!Find and !KeyOf stay markers: `{__find}`, `{__keyOf}`). */
+export function resolveBlueprint(text: string, env: Record<string, string>): { version: number; metadata?: { name?: string }; entries: BlueprintEntry[] } {
+  const doc = parseDocument(text, { customTags: blueprintTags() });
+  if (doc.errors.length) throw new Error(`blueprint: ${doc.errors[0].message}`);
+  return resolveTags(doc.toJS(), env) as { version: number; entries: BlueprintEntry[] };
+}
 
 /**
  * !Env [KEY, default] = getenv(KEY) or default; !Format = fmt % args; !Condition AND/OR over

@@ -88,6 +88,7 @@ export abstract class BifrostHost {
       authentikGithubClientId: options.authentikGithub?.clientId,
       authentikGithubOrg: options.authentikGithub?.org,
       netbirdAdminSources: [],
+      authentikAdminSources: [],
       publicServices: options.publicServices ?? [{ name: "grafana", upstream: "http://100.64.0.10:3000" }],
       dataRoot: this.data,
       // The benchmarking range (RFC 2544), never a private or public network.

@@ -191,7 +191,7 @@ describe("bootstrap.sh on a real Docker Engine", () => {
       ok(moved, "the bundle with the pinned Authentik");
       expect(moved.stdout.split("\n").filter((l) => l.startsWith("[bootstrap] authentik: release line")).map((l) => l.split(" ")[4])).toEqual(["2025.12", "2026.2", "2026.5"]);
       const history = await engine.docker(["exec", "authentik-postgres", "psql", "--username=authentik", "--dbname=authentik", "--tuples-only", "--no-align", "--command", "SELECT version FROM authentik_version_history ORDER BY timestamp"]);
-      expect(history.trim().split("\n")).toEqual(["2025.10.4", "2025.12.5", "2026.2.3", "2026.5.8", /:(\S+)$/.exec(pinned)![1]]);
+      expect(history.trim().split("\n")).toEqual(["2025.10.4", "2025.12.5", "2026.2.4", "2026.5.8", /:(\S+)$/.exec(pinned)![1]]);
       await expectAllHealthy(b);
       expect(fs.readFileSync(path.join(b.data, "authentik/data/media/public/icon.svg"), "utf8")).toBe("<svg/>");
     } finally {

@@ -32,6 +32,7 @@ const settings: VpsSettings = {
   netbirdUserApproval: true,
   netbirdUsersGroup: "netbird-users",
   netbirdAdminSources: ["198.51.100.0/24"],
+  authentikAdminSources: ["203.0.113.0/24"],
   publicServices: [
     { name: "grafana", upstream: "http://100.64.0.10:3000" },
     { name: "home", upstream: "https://100.64.0.11" },
@@ -152,6 +153,7 @@ describe("the rendered files' frame", () => {
       AUTHENTIK_GITHUB_CLIENT_ID: "",
       AUTHENTIK_GITHUB_ORG: "",
       BIFROST_NETBIRD_ADMIN_SOURCES: "198.51.100.0/24",
+      BIFROST_AUTHENTIK_ADMIN_SOURCES: "203.0.113.0/24",
       BIFROST_PUBLIC_SERVICES: "grafana=http://100.64.0.10:3000 home=https://100.64.0.11",
       BIFROST_DATA: settings.dataRoot,
       BIFROST_NETWORK_SUBNET: settings.networkSubnet,

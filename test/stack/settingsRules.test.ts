@@ -33,6 +33,7 @@ describe("hetzner settings", () => {
       sshPrivateKeyPath: undefined,
       operatorSshSources: ["198.51.100.7/32"],
       netbirdAdminSources: [],
+      authentikAdminSources: [],
       publicServices: [],
       extraFirewallRules: [],
       dataRoot: "/var/lib/bifrost",
@@ -127,6 +128,14 @@ describe("hetzner settings", () => {
   it("sshPrivateKeyPath: optional and taken as given", () => {
     expect(checkH({ sshPrivateKeyPath: "~/.ssh/id_ed25519" }).settings?.sshPrivateKeyPath).toBe("~/.ssh/id_ed25519");
     expect(checkH({ sshPrivateKeyPath: "" })).toMatchObject({ problems: [], settings: { sshPrivateKeyPath: undefined } });
+  });
+
+  describe("authentikAdminSources", () => {
+    it("takes address ranges, defaults to none (Authentik's admin side closed from outside), and names a bad entry", () => {
+      expect(checkH({ authentikAdminSources: JSON.stringify(["198.51.100.0/24", "2001:db8::/48"]) }).settings?.authentikAdminSources).toEqual(["198.51.100.0/24", "2001:db8::/48"]);
+      expect(checkH({}).settings?.authentikAdminSources).toEqual([]);
+      expect(problemsH({ authentikAdminSources: JSON.stringify(["office"]) })).toEqual(one("authentikAdminSources[0]", "expected an address range such as 192.0.2.10/32 or 2001:db8::/64"));
+    });
   });
 
   describe("netbirdAdminSources", () => {
@@ -300,7 +309,7 @@ describe("traefikAddress", () => {
 
 describe("vpsSettingsOf", () => {
   it("carries what the VPS files need, with Traefik's address and the volume's stable device path", () => {
-    const s = checkH({ networkSubnet: "198.18.0.0/24", authentikGithubClientId: "Ov23likkkk", netbirdUserApproval: "false", netbirdAdminSources: JSON.stringify(["198.51.100.0/24"]), publicServices: JSON.stringify([{ name: "g", upstream: "http://x" }]) }).settings!;
+    const s = checkH({ networkSubnet: "198.18.0.0/24", authentikGithubClientId: "Ov23likkkk", netbirdUserApproval: "false", netbirdAdminSources: JSON.stringify(["198.51.100.0/24"]), authentikAdminSources: JSON.stringify(["2001:db8:5::/48"]), publicServices: JSON.stringify([{ name: "g", upstream: "http://x" }]) }).settings!;
     expect(vpsSettingsOf(s, 4242)).toEqual({
       domain: "edge.example.test",
       acmeEmail: "ops@example.test",
@@ -309,6 +318,7 @@ describe("vpsSettingsOf", () => {
       netbirdUsersGroup: "netbird-users",
       authentikGithubClientId: "Ov23likkkk",
       netbirdAdminSources: ["198.51.100.0/24"],
+      authentikAdminSources: ["2001:db8:5::/48"],
       publicServices: [{ name: "g", upstream: "http://x" }],
       dataRoot: "/var/lib/bifrost",
       networkSubnet: "198.18.0.0/24",

@@ -214,6 +214,13 @@ netbird_provider_problem() {
     printf "ak apply_blueprint exited 0, but Authentik's NetBird provider does not match the blueprint (client type, redirect URI, flows or client secret)"
     return 1
   fi
+  # Exactly the grants the blueprint lists: none would refuse every login (a provider made by a
+  # blueprint starts with none), more would allow flows NetBird never uses (the 2026.5
+  # migration gave a provider that existed before all seven).
+  if ! jq -e '.results[0].grant_types == ["authorization_code"]' <<<"$providers" >/dev/null; then
+    printf "Authentik's NetBird provider allows the grants %s instead of exactly authorization_code" "$(jq -c '.results[0].grant_types // []' <<<"$providers")"
+    return 1
+  fi
   if ! api GET "$AUTHENTIK_API/api/v3/core/applications/netbird/" "Bearer ${CONF[AUTHENTIK_TOKEN]}" >/dev/null 2>&1; then
     printf "ak apply_blueprint exited 0, but Authentik has no NetBird application"
     return 1

@@ -44,11 +44,11 @@ describe("Authentik moves to the pinned release line one line at a time", () => 
     const lines = up.stdout.split("\n").filter((l) => l.startsWith("[bootstrap] authentik: release line"));
     expect(lines).toEqual([
       "[bootstrap] authentik: release line 2025.12 runs on the database first (ghcr.io/goauthentik/server:2025.12.5)",
-      "[bootstrap] authentik: release line 2026.2 runs on the database first (ghcr.io/goauthentik/server:2026.2.3)",
+      "[bootstrap] authentik: release line 2026.2 runs on the database first (ghcr.io/goauthentik/server:2026.2.4)",
       "[bootstrap] authentik: release line 2026.5 runs on the database first (ghcr.io/goauthentik/server:2026.5.8)",
     ]);
     expect(up.stdout).toMatch(/step authentik: ok, database stepped from 2025\.10 through 2025\.12 2026\.2 2026\.5 to 2026\.8 \(/);
-    expect(edge.double.authentik.versions()).toEqual(["2025.10.4", "2025.12.5", "2026.2.3", "2026.5.8", version(pinned)]);
+    expect(edge.double.authentik.versions()).toEqual(["2025.10.4", "2025.12.5", "2026.2.4", "2026.5.8", version(pinned)]);
     expect(fs.readFileSync(path.join(edge.data, "authentik/data/media/public/icon.svg"), "utf8")).toBe("<svg/>");
     expect(fs.existsSync(path.join(edge.data, "authentik/media"))).toBe(false);
     for (const service of ["authentik-server", "authentik-worker"]) {
