@@ -91,5 +91,5 @@ describe("just doctor", () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
-  }, 60_000);
+  });
 });

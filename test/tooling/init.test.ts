@@ -152,7 +152,7 @@ describe("just init on a fresh clone", () => {
     expect(transcript).not.toContain(values.CLOUDFLARE_API_TOKEN);
     expect(transcript).not.toContain("not-a-token");
     expect(readSopsFile(secretsFile()).values).toMatchObject(values);
-  }, 60_000);
+  });
 
   it("keeps an age key that exists, and takes its public key", () => {
     const existing = "age1lvyvwawkr0mcnnnncaghunadrqkmuf9e6507x9y920xxpp866cnql7dp2z";

@@ -16,7 +16,7 @@ describe("NetBird double: POST /api/setup (netbird v0.77.1 instance_handler.go, 
   beforeAll(async () => {
     b = await new Bifrost({ secrets: canarySecrets() }).start();
     expect((await b.run()).code).toBe(0);
-  }, 60_000);
+  });
   afterAll(() => b.stop());
 
   it("once an owner exists, still validates before it refuses with 412", async () => {
@@ -42,7 +42,7 @@ describe("NetBird double: PUT /api/identity-providers/{id} of an unknown id (ide
     } finally {
       await b.stop();
     }
-  }, 60_000);
+  });
 });
 
 describe("NetBird double: POST /api/setup-keys (setupkeys_handler.go createSetupKey)", () => {
@@ -67,7 +67,7 @@ describe("NetBird double: POST /api/setup-keys (setupkeys_handler.go createSetup
     } finally {
       await b.stop();
     }
-  }, 60_000);
+  });
 });
 
 describe("NetBird double: peers, groups, policies and setup keys (netbirdMesh.ts: server/peer.go, group.go, policy.go, setupkey.go)", () => {
@@ -85,7 +85,7 @@ describe("NetBird double: peers, groups, policies and setup keys (netbirdMesh.ts
   beforeAll(async () => {
     b = await new Bifrost({ secrets: canarySecrets() }).start();
     expect((await b.run()).code).toBe(0);
-  }, 60_000);
+  });
   afterAll(() => b.stop());
 
   it("a one-off key enrols one peer; a second machine, an expired key and a revoked-by-deletion key are refused as upstream refuses them", async () => {

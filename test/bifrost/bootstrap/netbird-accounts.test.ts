@@ -37,7 +37,7 @@ describe("NetBird accounts after the bootstrap", () => {
     expect((await login("bob")).status).toBe(200);
     expect(accountIds()).toHaveLength(3);
     expect(accounts.user("alice")?.role).toBe("owner");
-  }, 60_000);
+  });
 
   it("people join the owner's account, blocked until the owner approves them; a rerun changes nothing", async () => {
     b = await new Bifrost({ secrets: canarySecrets() }).start();
