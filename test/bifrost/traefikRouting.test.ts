@@ -368,3 +368,92 @@ describe("core:netbirdAdminSources: NetBird's dashboard and REST API for chosen 
     expect(routed(requestPath, "198.51.100.0/24").sourceRange).toBeUndefined();
   });
 });
+
+/**
+ * Issue 30: a request path as Traefik v3.7.9 handles it before and after choosing a router
+ * (traefik/traefik, read at tag v3.7.9):
+ * 1. pkg/server/server_entrypoint_tcp.go normalizePath: unreserved characters percent-encoded
+ *    in the raw path are decoded (RFC 3986 §2.3), other encodings upper-cased;
+ * 2. sanitizePath (sanitizePath defaults to true): url.URL.JoinPath, i.e. Go's path.Join over
+ *    the escaped path — ".", ".." and repeated slashes removed, one trailing slash kept;
+ * 3. pkg/muxer/http/mux.go withRoutingPath: rules match that escaped path, reserved characters
+ *    still encoded; Path and PathPrefix compare case-sensitively;
+ * 4. pkg/server/router/deny.go, on the chosen router: 400 when the escaped path holds an
+ *    encoding the entry point does not allow (pkg/config/dynamic/http_config.go Map: %2F %2f
+ *    %5C %5c %00 %3B %3b %25 %3F %3f %23).
+ */
+const unreservedCharacter = /^[A-Za-z0-9\-._~]$/;
+
+function normalizedPath(raw: string): string {
+  return raw.replace(/%[0-9A-Fa-f]{2}/g, (enc) => {
+    const c = String.fromCharCode(parseInt(enc.slice(1), 16));
+    return unreservedCharacter.test(c) ? c : enc.toUpperCase();
+  });
+}
+
+/** Go's path.Join (path.Clean) on an absolute path, keeping a trailing slash as url.JoinPath does. */
+function sanitizedPath(p: string): string {
+  const out: string[] = [];
+  for (const segment of p.split("/")) {
+    if (segment === "" || segment === ".") continue;
+    if (segment === "..") out.pop();
+    else out.push(segment);
+  }
+  const cleaned = `/${out.join("/")}`;
+  return p.endsWith("/") && !cleaned.endsWith("/") ? `${cleaned}/` : cleaned;
+}
+
+/** The encodings the websecure entry point refuses, from docker-compose.yml's Traefik flags. */
+function deniedEncodings(): string[] {
+  const compose = parseYaml(fs.readFileSync(path.join(bundleDir, "docker-compose.yml"), "utf8")) as { services: { traefik: { command: string[] } } };
+  const encodings: Record<string, string[]> = { Slash: ["%2F"], BackSlash: ["%5C"], NullCharacter: ["%00"], Semicolon: ["%3B"], Percent: ["%25"], QuestionMark: ["%3F"], Hash: ["%23"] };
+  return compose.services.traefik.command.flatMap((flag) => {
+    const m = /^--entryPoints\.websecure\.http\.encodedCharacters\.allowEncoded(\w+)=false$/.exec(flag);
+    return m ? encodings[m[1]] : [];
+  });
+}
+
+/** What becomes of a request for `raw`: the router chosen for the path Traefik sees, then refused (400) or passed on. */
+function traefikHandles(host: string, raw: string): { seen: string; router: string; refused: boolean } {
+  const seen = sanitizedPath(normalizedPath(raw));
+  const [router] = route(host, seen);
+  const denied = deniedEncodings();
+  const refused = (seen.match(/%[0-9A-F]{2}/g) ?? []).some((enc) => denied.includes(enc));
+  return { seen, router, refused };
+}
+
+describe("paths as Traefik sees them: encoded characters, dot segments, double slashes, case (issue 30)", () => {
+  const netbird = `netbird.${domain}`;
+  const auth = `auth.${domain}`;
+  it.each([
+    // [host, path as sent, path Traefik routes on, router, refused with 400]
+    [netbird, "/api%2Fsetup", "/api%2Fsetup", "netbird-api", true],
+    [netbird, "/api%2fsetup", "/api%2Fsetup", "netbird-api", true],
+    [netbird, "/api%5Csetup", "/api%5Csetup", "netbird-api", true],
+    [netbird, "/api/setup%00", "/api/setup%00", "netbird-api", true],
+    [netbird, "/api/setup%3B", "/api/setup%3B", "netbird-api", true],
+    [netbird, "/api/setup%3F", "/api/setup%3F", "netbird-api", true],
+    [netbird, "/api/setup%23", "/api/setup%23", "netbird-api", true],
+    [netbird, "/api%252Fsetup", "/api%252Fsetup", "netbird-api", true],
+    [netbird, "/api/users/%2e%2e/setup", "/api/setup", "netbird-setup-blocked", false],
+    [netbird, "/api/%2E%2E/api/setup", "/api/setup", "netbird-setup-blocked", false],
+    [netbird, "//api/setup", "/api/setup", "netbird-setup-blocked", false],
+    [netbird, "/api//setup/", "/api/setup/", "netbird-setup-blocked", false],
+    [netbird, "/%61pi/setup", "/api/setup", "netbird-setup-blocked", false],
+    [netbird, "/API/setup", "/API/setup", "netbird-dashboard", false],
+    [auth, "/api/v3/flows/executor/x/..%2F..%2Fpolicies/all/", "/api/v3/flows/executor/x/..%2F..%2Fpolicies/all/", "authentik", true],
+    [auth, "/api/v3/flows/executor/x/%2e%2e/%2e%2e/%2e%2e/stages/prompt/prompts/preview/", "/api/v3/stages/prompt/prompts/preview/", "authentik-admin", false],
+    [auth, "/api/v3/policies%2Fexpression/", "/api/v3/policies%2Fexpression/", "authentik-admin", true],
+    [auth, "/if/flow/default-authentication-flow/", "/if/flow/default-authentication-flow/", "authentik", false],
+  ])("%s%s: Traefik routes %s to %s; refused: %s", (host, raw, seen, router, refused) => {
+    expect(traefikHandles(host, raw)).toEqual({ seen, router, refused });
+  });
+
+  it("whatever a request's path, NetBird's setup handler is reached only through the router that refuses every internet address", () => {
+    for (const raw of ["/api/setup", "/api%2Fsetup", "/api/./setup", "/./api/setup", "/api/setup/", "//api//setup", "/%61%70%69/%73etup"]) {
+      const handled = traefikHandles(netbird, raw);
+      const decoded = decodeURIComponent(handled.seen);
+      if (!handled.refused && /^\/api\/setup\/?$/.test(decoded)) expect(handled.router, raw).toBe("netbird-setup-blocked");
+    }
+  });
+});

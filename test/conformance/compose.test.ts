@@ -193,6 +193,22 @@ describe("Compose v2 from Debian trixie (docker compose config)", () => {
     expect(environmentOf(model.services.traefik).BIFROST_AUTHENTIK_ADMIN_SOURCES).toBe(settings.authentikAdminSources.join(" "));
   });
 
+  it("gives Traefik only flags its configuration reference names (fixtures/traefik-static-options.txt)", () => {
+    const r = composeConfig(bundleWith(canaryValues("hetzner", "flags")));
+    const command = (r.model as unknown as { services: Record<string, { command: string[] }> }).services.traefik.command;
+    const options = fs
+      .readFileSync(path.join(__dirname, "fixtures/traefik-static-options.txt"), "utf8")
+      .split("\n")
+      .filter((l) => l && !l.startsWith("#"))
+      .map((o) => new RegExp(`^${o.replace(/[.]/g, "\\.").replace(/_name_/g, "[^.]+")}$`));
+    const names = command.map((flag) => flag.replace(/^--/, "").replace(/=.*$/, "").toLowerCase());
+    expect(names.filter((n) => !options.some((o) => o.test(n)))).toEqual([]);
+    // Issue 30: every encoded character Traefik can refuse is refused on both entry points.
+    for (const entryPoint of ["web", "websecure"])
+      for (const character of ["Slash", "BackSlash", "NullCharacter", "Semicolon", "Percent", "QuestionMark", "Hash"])
+        expect(command).toContain(`--entryPoints.${entryPoint}.http.encodedCharacters.allowEncoded${character}=false`);
+  });
+
   describe("hardening, as the real Compose resolves it", () => {
     interface Hardened {
       security_opt?: string[];

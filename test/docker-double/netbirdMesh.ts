@@ -123,15 +123,23 @@ export function loginPeer(mesh: Mesh, login: { setupKey: string; publicKey: stri
 const invalid = (message: string): Reply => ({ status: 422, body: { message, code: 422 } });
 const notFound = (message: string): Reply => ({ status: 404, body: { message, code: 404 } });
 
+/** The account's DNS domain peers' full names end in. */
+export const meshDnsDomain = "netbird.selfhosted";
+
 /** The network's routes; undefined for any other call. `changed` is set when the store must be saved. */
 export function routeMesh(mesh: Mesh, method: string, p: string, b: Record<string, unknown>, now: number): { reply: Reply; changed: boolean } | undefined {
   const done = (reply: Reply, changed = false) => ({ reply, changed });
   const groupView = (g: MeshGroup) => ({ id: g.id, name: g.name, peers_count: g.peers.length, peers: g.peers.map((id) => ({ id, name: mesh.peers.find((x) => x.id === id)?.name ?? "" })) });
   const groupMinimum = (id: string) => ({ id, name: mesh.groups.find((g) => g.id === id)?.name ?? "" });
   // GET /api/peers (handlers/peers/peers_handler.go getAllPeers, toPeerListItemResponse): each
-  // peer with its address, DNS label and groups.
+  // peer with its address, groups, and as `dns_label` its full name: fqdn() appends the
+  // account's DNS domain to the label (netbird.selfhosted here: server.go ResolveDomains
+  // DefaultSelfHostedDomain), extra_dns_labels likewise (fqdnList), v0.77.1.
   if (method === "GET" && p === "/api/peers")
-    return done({ status: 200, body: mesh.peers.map((x) => ({ id: x.id, name: x.name, ip: x.ip, dns_label: x.dns_label, groups: mesh.groups.filter((g) => g.peers.includes(x.id)).map((g) => groupMinimum(g.id)) })) });
+    return done({
+      status: 200,
+      body: mesh.peers.map((x) => ({ id: x.id, name: x.name, ip: x.ip, dns_label: `${x.dns_label}.${meshDnsDomain}`, extra_dns_labels: [], groups: mesh.groups.filter((g) => g.peers.includes(x.id)).map((g) => groupMinimum(g.id)) })),
+    });
 
   // --- groups (handlers/groups/groups_handler.go; server/group.go) ---
   if (method === "GET" && p === "/api/groups") return done({ status: 200, body: mesh.groups.map(groupView) });

@@ -16,6 +16,7 @@ import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { NetbirdDouble, type Containers } from "./apis";
 import { AuthentikDouble, emptyAuthentikDb, type AuthentikDb, type AuthentikStore, type DiscoveryTimeline, type StoredToken } from "./authentik";
+import { meshDnsDomain } from "./netbirdMesh";
 
 export interface DoubleConfig {
   /** Milliseconds from (re)creation or restart until the service's health check passes. */
@@ -584,7 +585,7 @@ export class DockerDouble {
   private agentStatus(c: Container, out: { stdout: string }): void {
     const publicKey = this.agentPublicKey(c);
     const peer = this.netbird.store().peers.find((p) => p.public_key === publicKey);
-    out.stdout += `${JSON.stringify({ netbirdIp: peer ? `${peer.ip}/16` : "", publicKey, fqdn: peer ? `${peer.dns_label}.netbird.selfhosted` : "" })}\n`;
+    out.stdout += `${JSON.stringify({ netbirdIp: peer ? `${peer.ip}/16` : "", publicKey, fqdn: peer ? `${peer.dns_label}.${meshDnsDomain}` : "" })}\n`;
   }
 
   /** `docker exec CONTAINER ak apply_blueprint FILE` (see AuthentikDouble.applyBlueprint) and `ak shell -c CODE`. */

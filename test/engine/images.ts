@@ -38,7 +38,7 @@ interface ImageSpec {
  * stated start-up cost in milliseconds (STANDIN_START_MS).
  */
 export const imageSpecs: Record<string, ImageSpec> = {
-  // The official traefik image's Dockerfile (read for v3.6.2; the pin is v3.7.13): root,
+  // The official traefik image's Dockerfile (read for v3.6.2; the pin is v3.7.14): root,
   // ENTRYPOINT /entrypoint.sh → traefik with the flags.
   traefik: { startMs: 500, lines: ['ENTRYPOINT ["traefik"]'] },
   // docker-library/postgres 16/alpine3.24 Dockerfile (16.15, 9d15534): uid/gid 70, PGDATA, ENTRYPOINT

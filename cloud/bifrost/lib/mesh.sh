@@ -50,17 +50,23 @@ delete_reusable_setup_key() {
 }
 
 # Each public service's upstream (name=URL in BIFROST_PUBLIC_SERVICES) as the NetBird peer it
-# names, by address or DNS label (api Peer: ip, dns_label), and its port (the URL's, else the
-# scheme's). → {resolved: [{peer, port}], unresolved: [service names]}
+# names, and its port (the URL's, else the scheme's). A host names a peer only exactly: its
+# NetBird address, or one of its full DNS names — the API's dns_label is already the full name,
+# label and account domain (netbird v0.77.1 management/server/http/handlers/peers/
+# peers_handler.go fqdn()), extra_dns_labels likewise. A prefix would let a peer named `100`
+# stand for every upstream given as a 100.x address. A host more than one peer answers to is
+# ambiguous and resolves to none.
+# → {resolved: [{peer, port}], unresolved: [service names], ambiguous: [service names]}
 resolve_upstreams() { # $1: the peers
   SERVICES=${CONF[BIFROST_PUBLIC_SERVICES]:-} jq -c '
     [env.SERVICES | splits(" +") | select(. != "")
       | capture("^(?<name>[^=]+)=(?<scheme>https?)://(?<host>[^:/]+)(:(?<port>[0-9]+))?")
       | .port = (.port // (if .scheme == "https" then "443" else "80" end))] as $services
     | . as $peers
-    | [$services[] | . as $s | {name, port, peer: ($peers | map(select(. as $p | $p.ip == $s.host or $p.dns_label == $s.host
-        or ($s.host | startswith($p.dns_label + ".")))) | first | .id)}]
-    | {resolved: map(select(.peer != null) | {peer, port}), unresolved: map(select(.peer == null) | .name)}' <<<"$1"
+    | [$services[] | . as $s | {name, port, peers: [$peers[] | select(.ip == $s.host or .dns_label == $s.host
+        or ((.extra_dns_labels // []) | index($s.host) != null)) | .id]}]
+    | {resolved: map(select(.peers | length == 1) | {peer: .peers[0], port}),
+       unresolved: map(select(.peers == []) | .name), ambiguous: map(select(.peers | length > 1) | .name)}' <<<"$1"
 }
 
 # PUT /api/groups/{id} replaces the group's peers with the body's (groups_handler.go updateGroup).

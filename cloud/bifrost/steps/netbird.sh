@@ -338,6 +338,8 @@ step_netbird_policies() {
   groups=$(netbird_groups)
   set_group_peers "$EDGE_GROUP" "[\"$edge_peer\"]" "$groups"
   upstreams=$(resolve_upstreams "$peers")
+  jq -e '.ambiguous == []' <<<"$upstreams" >/dev/null ||
+    die "more than one NetBird peer answers to the upstream of $(jq -r '.ambiguous | join(", ")' <<<"$upstreams") (core:publicServices): give it by the peer's NetBird address or its full DNS name"
   set_group_peers "$UPSTREAMS_GROUP" "$(jq -c '[.resolved[].peer] | unique' <<<"$upstreams")" "$groups"
   edge_policy "$groups" "$(jq -c '[.resolved[].port] | unique' <<<"$upstreams")"
   notes+=("$NOTE")

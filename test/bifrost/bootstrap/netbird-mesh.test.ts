@@ -5,10 +5,13 @@
  * leaves the edge out, and an enrolment key made for one use that is gone afterwards. The
  * NetBird double (test/docker-double/netbirdMesh.ts) answers as v0.77.1 does, refusals included.
  */
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Bifrost, canarySecrets } from "../../docker-double/harness";
+import { bundleDir } from "../../../components/stack/paths";
+import { vpsBin } from "../../conformance/tools";
 
 interface Policy {
   name: string;
@@ -133,9 +136,9 @@ describe("the edge's place in the NetBird mesh", () => {
     b = await new Bifrost({
       secrets: canarySecrets(),
       publicServices: [
-        { name: "grafana", upstream: "http://nas:3000" },
-        { name: "photos", upstream: "https://nas" },
-        { name: "wiki", upstream: "http://wiki-host:8080" },
+        { name: "grafana", upstream: "http://nas.netbird.selfhosted:3000" },
+        { name: "photos", upstream: "https://nas.netbird.selfhosted" },
+        { name: "wiki", upstream: "http://wiki-host.netbird.selfhosted:8080" },
       ],
     }).start();
     const first = await b.run();
@@ -177,7 +180,7 @@ describe("the edge's place in the NetBird mesh", () => {
   }, 120_000);
 
   it("on an edge deployed before: peers keep reaching each other, the edge leaves the flat mesh, the reusable key is deleted", async () => {
-    b = await new Bifrost({ secrets: canarySecrets(), publicServices: [{ name: "grafana", upstream: "http://nas:3000" }] }).start();
+    b = await new Bifrost({ secrets: canarySecrets(), publicServices: [{ name: "grafana", upstream: "http://nas.netbird.selfhosted:3000" }] }).start();
     expect((await b.run()).code).toBe(0);
     // What the bootstrap before this change left: Default over All, the edge in no group of its
     // own, a reusable never-expiring key named "bifrost" recorded in the state file.
@@ -225,4 +228,44 @@ describe("the edge's place in the NetBird mesh", () => {
     expect(b.double.netbird.api.calls.filter((c) => c.includes("/api/setup-keys"))).toEqual([]);
     expect(r.stdout + r.stderr).not.toContain("5F1A9D3C-0B7E-4C2A-9E61-3D8B7A0C4F25");
   }, 90_000);
+});
+
+/**
+ * lib/mesh.sh resolve_upstreams on the VPS's jq (issue 30, item 5): a host names a peer only
+ * exactly — its address or a full DNS name as NetBird's API gives it (peers_handler.go fqdn(),
+ * v0.77.1; a bare label only where the account has no DNS domain).
+ */
+describe("which peer an upstream names", () => {
+  const resolve = (services: string, peers: unknown[]) => {
+    const script = 'declare -A CONF=([BIFROST_PUBLIC_SERVICES]="$1"); source "$2"; resolve_upstreams "$3"';
+    const r = spawnSync("bash", ["-c", script, "_", services, path.join(bundleDir, "lib/mesh.sh"), JSON.stringify(peers)], {
+      encoding: "utf8",
+      env: { PATH: `${vpsBin()}:${process.env.PATH}` },
+    });
+    expect(r.status, r.stderr).toBe(0);
+    return JSON.parse(r.stdout) as { resolved: { peer: string; port: string }[]; unresolved: string[]; ambiguous: string[] };
+  };
+  const peers = [
+    { id: "peer-100", ip: "100.64.0.9", dns_label: "100" },
+    { id: "peer-nas", ip: "100.64.0.10", dns_label: "nas.netbird.selfhosted", extra_dns_labels: ["files.netbird.selfhosted"] },
+    { id: "peer-a", ip: "100.64.0.11", dns_label: "a.netbird.selfhosted", extra_dns_labels: ["shared.netbird.selfhosted"] },
+    { id: "peer-b", ip: "100.64.0.12", dns_label: "b.netbird.selfhosted", extra_dns_labels: ["shared.netbird.selfhosted"] },
+  ];
+
+  it("an address names the peer that has it, never a peer whose label begins it", () => {
+    expect(resolve("grafana=http://100.64.0.10:3000", peers)).toEqual({ resolved: [{ peer: "peer-nas", port: "3000" }], unresolved: [], ambiguous: [] });
+  });
+
+  it("a full DNS name or an extra label names its peer; a bare label or a longer name does not", () => {
+    const r = resolve("photos=https://nas.netbird.selfhosted files=http://files.netbird.selfhosted:8080 bare=http://nas longer=http://nas.netbird.selfhosted.example.net", peers);
+    expect(r.resolved).toEqual([
+      { peer: "peer-nas", port: "443" },
+      { peer: "peer-nas", port: "8080" },
+    ]);
+    expect(r.unresolved).toEqual(["bare", "longer"]);
+  });
+
+  it("a name two peers answer to is ambiguous and names neither", () => {
+    expect(resolve("wiki=http://shared.netbird.selfhosted", peers)).toEqual({ resolved: [], unresolved: [], ambiguous: ["wiki"] });
+  });
 });
