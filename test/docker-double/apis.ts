@@ -102,10 +102,24 @@ export class ApiServer {
 
 // --- NetBird -------------------------------------------------------------------------------
 
+export interface ProxyToken {
+  id: string;
+  name: string;
+  token: string;
+  /** Epoch milliseconds; none: it never expires (expires_in 0). */
+  expiresAt?: number;
+  revoked: boolean;
+}
+
+/** ProxyAccessToken.IsValid: not revoked and not past its expiry (types/proxy_access_token.go, v0.77.1). */
+export const proxyTokenValid = (store: NetbirdStore, token: string, now = Date.now()): boolean =>
+  store.proxyTokens.some((t) => t.token === token && !t.revoked && (t.expiresAt === undefined || now <= t.expiresAt));
+
 export interface NetbirdStore extends Mesh {
   owner?: { user_id: string; email: string };
   pats: { token: string; user_id: string; expires_days: number; created_ms?: number; id?: string; name?: string }[];
-  proxyTokens: string[];
+  /** Proxy access tokens (management/server/types/proxy_access_token.go): revoking marks one, the list keeps it. */
+  proxyTokens: ProxyToken[];
   identityProviders: { id: string; type: string; name: string; issuer: string; client_id: string; client_secret: string }[];
 }
 
@@ -135,8 +149,13 @@ export class NetbirdDouble {
   readonly api: ApiServer;
   /** Calls that reached POST /api/setup, whatever their outcome. */
   setupCalls = 0;
-  /** Days NetBird's clock runs ahead of the host's, to let PATs expire. */
+  /** Days NetBird's clock runs ahead of the host's, to let PATs and proxy tokens expire. */
   clockOffsetDays = 0;
+
+  /** NetBird's clock, in epoch milliseconds. */
+  now(): number {
+    return Date.now() + this.clockOffsetDays * 86_400_000;
+  }
   /** Runs after /api/setup committed the owner and before the answer leaves (a test's interruption point). */
   afterSetupCommit?: () => void;
   /** Set by the docker double: the issuer Authentik serves a discovery document for, when reachable. */
@@ -199,7 +218,7 @@ export class NetbirdDouble {
       const bearer = headers.authorization ?? "";
       if (!bearer) return { status: 401, body: { message: "missing authorization header", code: 16 } };
       if (!bearer.startsWith("Bearer ")) return { status: 401, body: { message: "invalid authorization format", code: 16 } };
-      if (!store.proxyTokens.includes(bearer.slice(7))) return { status: 401, body: { message: "invalid token", code: 16 } };
+      if (!proxyTokenValid(store, bearer.slice(7), this.now())) return { status: 401, body: { message: "invalid token", code: 16 } };
       return { status: 200, body: {} };
     }
     // ManagementService.Login (netbirdMesh.ts loginPeer). Upstream's message is encrypted with the
@@ -228,7 +247,7 @@ export class NetbirdDouble {
     // `Authorization: Token nbp_…` (management/server/http/middleware/auth_middleware.go).
     // An expired PAT is refused like an unknown one (middleware/auth_middleware.go
     // checkPATFromRequest: "token expired" is no status error, so it becomes 401 "token invalid").
-    const now = Date.now() + this.clockOffsetDays * 86_400_000;
+    const now = this.now();
     const pat = store.pats.find((t) => `Token ${t.token}` === auth && (t.created_ms ?? 0) + t.expires_days * 86_400_000 > now);
     if (!pat) return { status: 401, body: { message: "token invalid", code: 401 } };
     const b = (body ?? {}) as Record<string, unknown>;
@@ -292,13 +311,27 @@ export class NetbirdDouble {
       this.save(store);
       return { status: 200, body: {} };
     }
-    // POST /api/reverse-proxies/proxy-tokens (reverseproxy/proxytoken/handler.go; nbx_ + 36 base62).
+    // Proxy tokens (internals/modules/reverseproxy/proxytoken/handler.go, v0.77.1): create
+    // (nbx_ + 36 base62; expires_in seconds, 0 or absent: never, negative refused), list (every
+    // token of the account, revoked ones too, without the token), revoke (marks it; 404 unknown).
+    const proxyTokenView = (t: ProxyToken) => ({ id: t.id, name: t.name, revoked: t.revoked, ...(t.expiresAt === undefined ? {} : { expires_at: new Date(t.expiresAt).toISOString() }) });
     if (method === "POST" && p === "/api/reverse-proxies/proxy-tokens") {
       if (typeof b.name !== "string" || !b.name) return { status: 400, body: { message: "name is required", code: 400 } };
-      const token = `nbx_${base62(36)}`;
-      store.proxyTokens.push(token);
+      const seconds = b.expires_in === undefined ? 0 : Number(b.expires_in);
+      if (seconds < 0) return { status: 400, body: { message: "expires_in must be non-negative", code: 400 } };
+      const created: ProxyToken = { id: randomUUID(), name: b.name, token: `nbx_${base62(36)}`, revoked: false, ...(seconds > 0 ? { expiresAt: now + seconds * 1000 } : {}) };
+      store.proxyTokens.push(created);
       this.save(store);
-      return { status: 200, body: { id: randomUUID(), name: b.name, revoked: false, plain_token: token } };
+      return { status: 200, body: { ...proxyTokenView(created), plain_token: created.token } };
+    }
+    if (method === "GET" && p === "/api/reverse-proxies/proxy-tokens") return { status: 200, body: store.proxyTokens.map(proxyTokenView) };
+    const proxyToken = /^\/api\/reverse-proxies\/proxy-tokens\/([^/]+)$/.exec(p);
+    if (method === "DELETE" && proxyToken) {
+      const found = store.proxyTokens.find((t) => t.id === proxyToken[1]);
+      if (!found) return { status: 404, body: { message: "token not found", code: 404 } };
+      found.revoked = true;
+      this.save(store);
+      return { status: 200, body: {} };
     }
     // Peers, groups, policies and setup keys (netbirdMesh.ts).
     const mesh = routeMesh(store, method, p, b, now);

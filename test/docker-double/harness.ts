@@ -131,7 +131,7 @@ export abstract class BifrostHost {
     const dir = path.join(this.data, "netbird");
     fs.mkdirSync(dir, { recursive: true });
     const store = readNetbirdStore(dir);
-    if (token && !store.proxyTokens.includes(token)) store.proxyTokens.push(token);
+    if (token && !store.proxyTokens.some((t) => t.token === token)) store.proxyTokens.push({ id: "issued-by-the-operator", name: "operator", token, revoked: false });
     if (key && !store.setupKeys.some((k) => k.key === key)) store.setupKeys.push(issuedSetupKey("issued-by-the-operator", key));
     writeNetbirdStore(dir, store);
   }

@@ -14,7 +14,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
-import { NetbirdDouble, type Containers } from "./apis";
+import { NetbirdDouble, proxyTokenValid, type Containers } from "./apis";
 import { AuthentikDouble, emptyAuthentikDb, type AuthentikDb, type AuthentikStore, type DiscoveryTimeline, type StoredToken } from "./authentik";
 import { meshDnsDomain } from "./netbirdMesh";
 
@@ -469,7 +469,7 @@ export class DockerDouble {
     if (c.service !== "netbird-proxy" && c.service !== "netbird-agent") return undefined;
     const server = this.containers.get("netbird-server");
     if (!server || !server.running) return "management unreachable";
-    if (c.service === "netbird-proxy") return this.netbird.store().proxyTokens.includes(c.config.environment.NB_PROXY_TOKEN ?? "") ? undefined : "management refused the proxy: invalid token";
+    if (c.service === "netbird-proxy") return proxyTokenValid(this.netbird.store(), c.config.environment.NB_PROXY_TOKEN ?? "", this.netbird.now()) ? undefined : "management refused the proxy: invalid token";
     const key = this.agentSetupKey ?? this.agentSetupKeyAtStart();
     if ("error" in key) return key.error;
     const reply = this.netbird.login({ setupKey: key.key, publicKey: this.agentPublicKey(c), hostname: c.config.environment.NB_HOSTNAME ?? "" });

@@ -114,7 +114,7 @@ same_policy() { # $1: the wanted body, $2: the policy as NetBird shows it (group
 # Once per account: every peer but the edge joins the homelab group, the same all-to-all policy
 # is made over that group, and Default goes. Done in that order, so an interruption never leaves
 # peers without the policy they had; a later run leaves the account's policies to the owner.
-replace_default_policy() { # $1: the edge's peer id, $2: the peers, $3: the groups → NOTE
+replace_default_policy() { # $1: the edge's peer ids (JSON; none before it joins), $2: the peers, $3: the groups → NOTE
   local policies default mesh_id members
   if [[ -n $(state_get .netbird.default_policy_replaced) ]]; then
     NOTE="Default replaced before"
@@ -122,8 +122,8 @@ replace_default_policy() { # $1: the edge's peer id, $2: the peers, $3: the grou
   fi
   policies=$(api GET "$NETBIRD_API/api/policies" "$(netbird_pat)") || die "listing NetBird's policies failed"
   mesh_id=$(group_id "$MESH_GROUP" "$3")
-  members=$(jq -c --arg edge "$1" --arg group "$MESH_GROUP" --argjson groups "$3" \
-    '([.[] | select(.id != $edge) | .id] + [$groups[] | select(.name == $group) | .peers[].id]) | unique' <<<"$2")
+  members=$(jq -c --argjson edge "$1" --arg group "$MESH_GROUP" --argjson groups "$3" \
+    '([.[] | select(.id as $id | $edge | index($id) | not) | .id] + [$groups[] | select(.name == $group) | .peers[].id]) | unique' <<<"$2")
   set_group_peers "$MESH_GROUP" "$members" "$3"
   if ! jq -e --arg name "$MESH_GROUP" 'any(.[]; .name == $name)' <<<"$policies" >/dev/null; then
     api POST "$NETBIRD_API/api/policies" "$(netbird_pat)" "$(jq -nc --arg name "$MESH_GROUP" --arg group "$mesh_id" \

@@ -128,4 +128,7 @@ await_minted() { # $1: record name
   exec {lock_fd}>&-
 }
 
+# A field of the answer mint_once kept (e.g. the minted object's id), before forget_minted.
+minted_field() { jq -r "$2 // empty" "$DATA/.minted-$1.json"; } # $1: record name, $2: jq filter
+
 forget_minted() { rm -f "$DATA/.minted-$1.json" "$DATA/.minted-$1.json.lock"; }

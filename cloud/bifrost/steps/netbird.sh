@@ -144,22 +144,52 @@ revoke_replaced_pats() {
 }
 
 # A proxy token for netbird-proxy, minted through NetBird's API when SOPS has none
-# (reverseproxy/proxytoken/handler.go). A SOPS value always wins; a minted one is kept in the
-# state file.
+# (internals/modules/reverseproxy/proxytoken/handler.go, v0.77.1). A SOPS value always wins;
+# a minted one is kept in the state file. It expires after PROXY_TOKEN_DAYS (expires_in;
+# management refuses an expired one: types/proxy_access_token.go IsValid), and a run in its
+# last PAT_RENEW_DAYS mints the next; one minted without an expiry (bootstraps before this)
+# is replaced at once. netbird-proxy then gets the new one (its environment changed), and
+# step_netbird_proxy revokes the replaced ones once it is healthy with it.
 step_netbird_tokens() {
   local -
   set +x
+  local expires
   if has_value NB_PROXY_TOKEN; then
     STEP_NOTE="proxy token from SOPS"
-  elif [[ -n $(state_get .netbird.proxy_token) ]]; then
-    STEP_NOTE="proxy token minted before"
-  else
-    mint_once proxy-token .plain_token POST "$NETBIRD_API/api/reverse-proxies/proxy-tokens" "$(netbird_pat)" \
-      '{"name": "bifrost-proxy", "expires_in": 0}' || die "minting a proxy token through NetBird's API failed"
-    state_set .netbird.proxy_token "$MINTED"
-    STEP_NOTE="proxy token minted"
+    return 0
   fi
+  expires=$(state_get .netbird.proxy_token_expires)
+  if [[ -n $(state_get .netbird.proxy_token) && -n $expires ]] && ((expires - $(date +%s) > PAT_RENEW_DAYS * 86400)); then
+    STEP_NOTE="proxy token minted before, valid"
+    return 0
+  fi
+  [[ -n $(state_get .netbird.proxy_token) ]] && STEP_NOTE="proxy token renewed" || STEP_NOTE="proxy token minted"
+  mint_once proxy-token .plain_token POST "$NETBIRD_API/api/reverse-proxies/proxy-tokens" "$(netbird_pat)" \
+    "$(DAYS=$PROXY_TOKEN_DAYS jq -nc '{name: "bifrost-proxy", expires_in: ((env.DAYS | tonumber) * 86400)}')" ||
+    die "minting a proxy token through NetBird's API failed"
+  state_set .netbird.proxy_token "$MINTED"
+  state_set .netbird.proxy_token_id "$(minted_field proxy-token .id)"
+  state_set .netbird.proxy_token_expires "$(($(date +%s) + PROXY_TOKEN_DAYS * 86400))"
   forget_minted proxy-token
+  STEP_NOTE+=", valid ${PROXY_TOKEN_DAYS} days"
+}
+
+# A replaced proxy token would stay valid until its own expiry, or for ever (expires_in 0):
+# once netbird-proxy runs with the current one, every other unrevoked token the bootstrap minted
+# ("bifrost-proxy") is revoked (handler.go listTokens, revokeToken). Tokens the operator made
+# under other names stay. Run on every pass, so an interrupted renewal still ends with one.
+revoke_replaced_proxy_tokens() {
+  local -
+  set +x
+  local keep tokens id revoked=0
+  keep=$(state_get .netbird.proxy_token_id)
+  [[ -n $keep ]] && ! has_value NB_PROXY_TOKEN || return 0
+  tokens=$(api GET "$NETBIRD_API/api/reverse-proxies/proxy-tokens" "$(netbird_pat)") || die "listing NetBird's proxy tokens failed"
+  for id in $(KEEP=$keep jq -r '.[] | select(.name == "bifrost-proxy" and (.revoked | not) and .id != env.KEEP) | .id' <<<"$tokens"); do
+    api DELETE "$NETBIRD_API/api/reverse-proxies/proxy-tokens/$id" "$(netbird_pat)" >/dev/null || die "revoking a replaced NetBird proxy token failed"
+    revoked=$((revoked + 1))
+  done
+  ((revoked == 0)) || STEP_NOTE+="${STEP_NOTE:+, }${revoked} replaced proxy token(s) revoked"
 }
 
 # Authentik as an upstream identity provider of NetBird's embedded IdP, update-or-create by
@@ -194,7 +224,10 @@ step_netbird_idp() {
 }
 
 step_netbird_dashboard() { start_services netbird-dashboard; }
-step_netbird_proxy() { start_services netbird-proxy; }
+step_netbird_proxy() {
+  start_services netbird-proxy
+  revoke_replaced_proxy_tokens
+}
 
 step_netbird_server() {
   if [[ -e $NETBIRD_RESTART_PENDING ]] && [[ -n $(compose ps --all --quiet netbird-server) ]]; then
@@ -326,17 +359,18 @@ step_netbird_agent() {
   [[ -n $(state_get .netbird.edge_enrolled) ]] || state_set .netbird.edge_enrolled "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   finish_enrolment "$key_file"
   delete_reusable_setup_key
+  pin_edge_group
 }
 
+# Before the edge joins (netbird-agent needs this step): a rule names groups by id and keeps
+# those that exist, with or without peers (management/server/policy.go validatePolicy,
+# getValidGroupIDs, v0.77.1), so the edge's policy and the replacement of Default are in place
+# when its peer appears. Re-asserted on every run; Default is replaced once per account.
 step_netbird_policies() {
-  local status edge_ip peers groups edge_peer upstreams notes=() NOTE
-  status=$(docker exec netbird-agent netbird status --json) || die "netbird-agent did not tell its address (netbird status --json)"
-  edge_ip=$(jq -r '.netbirdIp | split("/") | first' <<<"$status")
+  local peers groups edge_peers upstreams notes=() NOTE
   peers=$(api GET "$NETBIRD_API/api/peers" "$(netbird_pat)") || die "listing NetBird's peers failed"
-  edge_peer=$(jq -r --arg ip "$edge_ip" 'map(select(.ip == $ip)) | first | .id // empty' <<<"$peers")
-  [[ -n $edge_peer ]] || die "NetBird lists no peer at the edge's address; is netbird-agent connected?"
   groups=$(netbird_groups)
-  set_group_peers "$EDGE_GROUP" "[\"$edge_peer\"]" "$groups"
+  edge_peers=$(edge_peer_ids "$peers" "$groups")
   upstreams=$(resolve_upstreams "$peers")
   jq -e '.ambiguous == []' <<<"$upstreams" >/dev/null ||
     die "more than one NetBird peer answers to the upstream of $(jq -r '.ambiguous | join(", ")' <<<"$upstreams") (core:publicServices): give it by the peer's NetBird address or its full DNS name"
@@ -345,8 +379,32 @@ step_netbird_policies() {
   notes+=("$NOTE")
   jq -e '.unresolved == []' <<<"$upstreams" >/dev/null ||
     notes+=("warning: no NetBird peer yet for $(jq -r '.unresolved | join(", ")' <<<"$upstreams") (run up again once it has joined)")
-  replace_default_policy "$edge_peer" "$peers" "$groups"
+  replace_default_policy "$edge_peers" "$peers" "$groups"
   notes+=("$NOTE")
   STEP_NOTE=$(printf '%s, ' "${notes[@]}")
   STEP_NOTE=${STEP_NOTE%, }
+}
+
+# The edge's peers as far as NetBird and the running agent tell (JSON ids): the members of its
+# group, and the peer at the address the agent reports when it runs — an edge enrolled by an
+# older bootstrap is in no group of its own. None before the edge first joins.
+edge_peer_ids() { # $1: the peers, $2: the groups
+  local status edge_ip=""
+  if status=$(docker exec netbird-agent netbird status --json 2>/dev/null); then
+    edge_ip=$(jq -r '.netbirdIp // "" | split("/") | first' <<<"$status")
+  fi
+  jq -c --arg group "$EDGE_GROUP" --arg ip "$edge_ip" --argjson groups "$2" \
+    '([$groups[] | select(.name == $group) | .peers[].id] + [.[] | select($ip != "" and .ip == $ip) | .id]) | unique' <<<"$1"
+}
+
+# The edge's group holds the edge's peer and nothing else: its setup key put it there, and
+# this keeps it so whatever the dashboard did since.
+pin_edge_group() {
+  local status edge_ip peers edge_peer
+  status=$(docker exec netbird-agent netbird status --json) || die "netbird-agent did not tell its address (netbird status --json)"
+  edge_ip=$(jq -r '.netbirdIp | split("/") | first' <<<"$status")
+  peers=$(api GET "$NETBIRD_API/api/peers" "$(netbird_pat)") || die "listing NetBird's peers failed"
+  edge_peer=$(jq -r --arg ip "$edge_ip" 'map(select(.ip == $ip)) | first | .id // empty' <<<"$peers")
+  [[ -n $edge_peer ]] || die "NetBird lists no peer at the edge's address; is netbird-agent connected?"
+  set_group_peers "$EDGE_GROUP" "[\"$edge_peer\"]" "$(netbird_groups)"
 }

@@ -179,6 +179,17 @@ describe("the edge's place in the NetBird mesh", () => {
     expect(b.double.netbird.api.calls.slice(calls).filter((c) => !c.startsWith("GET "))).toEqual([]);
   }, 120_000);
 
+  it("the edge never joins under Default: its policies are in place before the agent starts, even when the agent then fails (issue 30)", async () => {
+    b = await new Bifrost({ secrets: canarySecrets(), publicServices: [{ name: "grafana", upstream: "http://nas.netbird.selfhosted:3000" }] }).start();
+    b.double.configure({ neverHealthy: ["netbird-agent"] });
+    const r = await b.run({ env: { BIFROST_WAIT_TIMEOUT: "2" } });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("step netbird-agent: FAILED");
+    expect(r.stdout).toMatch(/step netbird-policies: ok, .*Default replaced by homelab \(0 peer\(s\)\)/);
+    // With the policies after the agent, a failed agent left Default (All to All) in place.
+    expect((await policies()).map((p) => p.name)).toEqual(["homelab"]);
+  });
+
   it("on an edge deployed before: peers keep reaching each other, the edge leaves the flat mesh, the reusable key is deleted", async () => {
     b = await new Bifrost({ secrets: canarySecrets(), publicServices: [{ name: "grafana", upstream: "http://nas.netbird.selfhosted:3000" }] }).start();
     expect((await b.run()).code).toBe(0);

@@ -2,6 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
+import { writeNetbirdStore } from "../../docker-double/apis";
 import { Bifrost, canarySecrets, composeStep } from "../../docker-double/harness";
 import { bifrostPerTest } from "../../docker-double/perTest";
 
@@ -147,9 +148,53 @@ describe("bootstrap.sh in the docker double", () => {
     expect(r.stdout + r.stderr).not.toContain(proxy_token);
     const events = b.double.events.length;
     const again = await b.run();
-    expect(again.stdout).toContain("step netbird-tokens: ok, proxy token minted before");
+    expect(again.stdout).toContain("step netbird-tokens: ok, proxy token minted before, valid");
     expect(b.double.netbird.store().proxyTokens).toHaveLength(1);
     expect(b.double.events.slice(events).filter((e) => ["create", "recreate", "restart"].includes(e.kind))).toEqual([]);
+  });
+
+  it("the minted proxy token expires after a year; a run in its last 30 days mints the next and revokes the old one once the proxy uses the new (issue 30)", async () => {
+    const b = await bifrost();
+    expect((await b.run()).code).toBe(0);
+    const [first] = b.double.netbird.store().proxyTokens;
+    const year = 365 * 86_400_000;
+    expect(first.expiresAt! - Date.now()).toBeGreaterThan(year - 60_000);
+    expect(first.expiresAt! - Date.now()).toBeLessThanOrEqual(year);
+    expect(Number(b.state().netbird.proxy_token_expires) * 1000 - first.expiresAt!).toBeLessThan(60_000);
+    // Twenty days before the end of that year.
+    const state = b.state();
+    state.netbird.proxy_token_expires = String(Math.floor(Date.now() / 1000) + 20 * 86400);
+    fs.writeFileSync(path.join(b.data, "bootstrap-state.json"), JSON.stringify(state));
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("step netbird-tokens: ok, proxy token renewed, valid 365 days");
+    expect(r.stdout).toMatch(/step netbird-proxy: ok, 1 replaced proxy token\(s\) revoked/);
+    const tokens = b.double.netbird.store().proxyTokens;
+    expect(tokens.map((t) => t.revoked)).toEqual([true, false]);
+    expect(b.double.containers.get("netbird-proxy")?.config.environment.NB_PROXY_TOKEN).toBe(tokens[1].token);
+    expect(b.state().netbird.proxy_token).toBe(tokens[1].token);
+    expect(r.stdout + r.stderr).not.toContain(tokens[1].token);
+  });
+
+  it("an edge whose minted proxy token never expires gets one that does, and the old one is revoked (issue 30)", async () => {
+    const b = await bifrost();
+    expect((await b.run()).code).toBe(0);
+    // As bootstraps before this left it: expires_in 0 and no expiry in the state file.
+    const store = b.double.netbird.store();
+    delete store.proxyTokens[0].expiresAt;
+    writeNetbirdStore(path.join(b.data, "netbird"), store);
+    const state = b.state();
+    delete state.netbird.proxy_token_expires;
+    delete state.netbird.proxy_token_id;
+    fs.writeFileSync(path.join(b.data, "bootstrap-state.json"), JSON.stringify(state));
+    const r = await b.run();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("proxy token renewed");
+    const tokens = b.double.netbird.store().proxyTokens;
+    expect(tokens.map((t) => [t.revoked, t.expiresAt === undefined])).toEqual([
+      [true, true],
+      [false, false],
+    ]);
   });
 
   it("a SOPS token wins over a minted one, and taking it out falls back to the minted one", async () => {
