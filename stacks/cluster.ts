@@ -92,6 +92,13 @@ export function cluster(env: Environment = process.env) {
   });
   const namespaces = new ClusterNamespaces("cluster", {
     names: [unsealKeySecret.namespace, cloudflareSecret.namespace, ...settings.apps.map((a) => a.namespace)],
+    // Talos enforces Pod Security "baseline" in every namespace but kube-system (its
+    // admissionControl defaults), and baseline refuses hostPath volumes: OpenBao's CSI provider
+    // DaemonSet, which the chart puts in the release namespace, mounts the driver's providers
+    // directory from the host, so none of its pods would be admitted and every CSI mount would
+    // fail with "provider not found". Kubernetes docs, Pod Security Standards ("HostPath
+    // Volumes" are forbidden under baseline) and the namespace label that exempts.
+    labels: { [unsealKeySecret.namespace]: { "pod-security.kubernetes.io/enforce": "privileged" } },
     provider: k8sProvider,
   });
   const bootstrap = new BootstrapSecrets("bootstrap", {

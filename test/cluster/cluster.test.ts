@@ -110,8 +110,14 @@ describe("cluster stack", () => {
     expect(namespaces.map((n) => n.name).sort()).toEqual([...expected].sort());
     for (const n of namespaces) {
       expect(n.retainOnDelete, n.name).toBe(true);
-      expect(n.inputs.metadata).toEqual({ name: n.name });
+      if (n.name !== "openbao") expect(n.inputs.metadata).toEqual({ name: n.name });
     }
+  });
+
+  it("labels openbao privileged, so Talos's baseline Pod Security admits the CSI provider's hostPath pods; no other namespace (issue 34)", () => {
+    const namespaces = byType(run, T.namespace);
+    expect(namespaces.find((n) => n.name === "openbao")!.inputs.metadata).toEqual({ name: "openbao", labels: { "pod-security.kubernetes.io/enforce": "privileged" } });
+    expect(namespaces.filter((n) => (n.inputs.metadata as { labels?: unknown }).labels).map((n) => n.name)).toEqual(["openbao"]);
   });
 
   it("makes the service account each role is bound to, in its namespace: labelled, adopted and kept like the namespaces (issue 15, item 4)", () => {
