@@ -4,7 +4,7 @@
  * by a real git in a scratch repository, through `core.hooksPath` as `just hooks` sets it.
  */
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -44,6 +44,40 @@ describe("the pre-commit guard against committing secrets", () => {
     git("add", "-A");
     const commit = git("commit", "-m", "secrets");
     expect(commit.status, commit.stderr).toBe(0);
+  });
+
+  it("refuses a value typed in beside the encrypted ones, naming its key and not its value (issue 31)", () => {
+    writeSopsFile(join(repo, "secrets", "bootstrap.sops.yaml"), { HCLOUD_TOKEN: canary, CLOUDFLARE_API_TOKEN: "" }, [newRecipient()]);
+    const file = join(repo, "secrets", "bootstrap.sops.yaml");
+    writeFileSync(file, `NB_RELAY_SECRET: ${canary}\n# a note ${canary}\n${readFileSync(file, "utf8")}`);
+    git("add", "-A");
+    const commit = git("commit", "-m", "secrets");
+    expect(commit.status).not.toBe(0);
+    expect(commit.stderr).toContain("secrets/bootstrap.sops.yaml: plaintext beside the encrypted values, in: NB_RELAY_SECRET line 2 (set values with 'npx just secrets-edit', which encrypts them)");
+    expect(commit.stdout + commit.stderr).not.toContain(canary);
+  });
+
+  it("lets .sops.yaml, the creation rules init writes, through: only files under secrets/ are secrets files (issue 31)", () => {
+    writeFileSync(join(repo, ".sops.yaml"), "creation_rules:\n  - path_regex: ^secrets/[^/]+\\.sops\\.yaml$\n    age: age1example\n");
+    writeFileSync(join(repo, "notes.sops.yaml"), "not: secret\n");
+    git("add", "-A");
+    const commit = git("commit", "-m", "recipients");
+    expect(commit.status, commit.stderr).toBe(0);
+  });
+
+  it("with --tracked checks every tracked file, as .ci/run runs it", () => {
+    writeSopsFile(join(repo, "secrets", "bootstrap.sops.yaml"), { HCLOUD_TOKEN: canary }, [newRecipient()]);
+    git("add", "-A");
+    expect(git("commit", "-m", "ok").status).toBe(0);
+    const hook = (...args: string[]) => spawnSync("bash", [join(repo, ".githooks", "pre-commit"), ...args], { cwd: repo, encoding: "utf8" });
+    expect(hook("--tracked").status).toBe(0);
+    writeFileSync(join(repo, "secrets", "sandbox.sops.yaml"), `HCLOUD_TOKEN: ${canary}\n`);
+    git("add", "-A");
+    git("commit", "--no-verify", "-m", "bypassed");
+    const checked = hook("--tracked");
+    expect(checked.status).not.toBe(0);
+    expect(checked.stderr).toContain("secrets/sandbox.sops.yaml: no sops metadata");
+    expect(checked.stderr).not.toContain(canary);
   });
 
   it("refuses decrypted env files and stray files in secrets/ even when forced past .gitignore, all named at once", () => {
