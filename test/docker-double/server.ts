@@ -26,12 +26,14 @@ export interface DoubleConfig {
   /** Services that never finish starting (Compose's --wait runs into its timeout). */
   neverHealthy: string[];
   /**
-   * Epoch milliseconds until which a service's probe fails although its program runs: a probe
-   * that timed out on a busy host. Docker marks the running container unhealthy and the next
-   * passing probe makes it healthy again (Docker's HEALTHCHECK reference: `retries`
-   * consecutive failures make it unhealthy, one success healthy); nothing is restarted.
+   * How many more times a service's health is read as unhealthy although its program runs (by
+   * Compose's --wait or `docker inspect`): a probe that timed out on a busy host. Docker marks
+   * the running container unhealthy and the next passing probe makes it healthy again
+   * (Docker's HEALTHCHECK reference: `retries` consecutive failures make it unhealthy, one
+   * success healthy); nothing is restarted. Counted in reads, not time, so no test depends on
+   * the machine's speed.
    */
-  probeFailsUntil?: Record<string, number>;
+  probeFails?: Record<string, number>;
   /** How many `ak shell` calls fail first, as while Django is starting. */
   akFailures: number;
   /** Milliseconds an `ak` management command takes before it acts: it boots Django first. */
@@ -375,7 +377,7 @@ export class DockerDouble {
     for (const name of order) {
       const c = this.containers.get(name)!;
       for (;;) {
-        const health = this.health(c);
+        const health = this.readHealth(c);
         if (health === "healthy") break;
         if (health === "unhealthy") {
           c.log.push(`${name} health check failed`);
@@ -395,11 +397,19 @@ export class DockerDouble {
     return c.startedAt + (c.config.healthcheck ? (this.config.delaysMs[c.service] ?? 0) : 0);
   }
 
+  /** The health Compose's --wait or `docker inspect` reads: one read of a failing probe's count. */
+  private readHealth(c: Container): "healthy" | "unhealthy" | "starting" {
+    const health = this.health(c);
+    const fails = this.config.probeFails;
+    if (fails?.[c.service] && health === "unhealthy") fails[c.service] -= 1;
+    return health;
+  }
+
   private health(c: Container): "healthy" | "unhealthy" | "starting" {
     if (this.config.neverHealthy.includes(c.service)) return "starting";
     if (Date.now() < this.readyAt(c)) return "starting";
     if (this.config.unhealthy.includes(c.service)) return "unhealthy";
-    if ((this.config.probeFailsUntil?.[c.service] ?? 0) > Date.now()) {
+    if ((this.config.probeFails?.[c.service] ?? 0) > 0) {
       c.log.push(`${c.service} health probe timed out`);
       return "unhealthy";
     }
@@ -557,7 +567,7 @@ export class DockerDouble {
       throw new Failure(`docker double: unsupported: docker inspect ${args.join(" ")}`, 127);
     const c = this.containers.get(args[2]);
     if (!c) throw new Failure(`Error: No such object: ${args[2]}`);
-    const health = this.health(c);
+    const health = this.readHealth(c);
     if (args[1] === formats[0]) out.stdout += `${health}\n`;
     else out.stdout += `${c.running ? (c.exited ? "restarting" : "running") : "exited"} ${health}\n`;
   }

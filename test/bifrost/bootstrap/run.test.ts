@@ -158,9 +158,11 @@ describe("bootstrap.sh in the docker double", () => {
     expect((await b.run()).code).toBe(0);
     const [first] = b.double.netbird.store().proxyTokens;
     const year = 365 * 86_400_000;
-    expect(first.expiresAt! - Date.now()).toBeGreaterThan(year - 60_000);
+    // A year from the mint, which lies somewhere in the run just ended (ten minutes of slack
+    // for a slow machine); the state file's record of it agrees with NetBird's to the minute.
+    expect(first.expiresAt! - Date.now()).toBeGreaterThan(year - 600_000);
     expect(first.expiresAt! - Date.now()).toBeLessThanOrEqual(year);
-    expect(Number(b.state().netbird.proxy_token_expires) * 1000 - first.expiresAt!).toBeLessThan(60_000);
+    expect(Math.abs(Number(b.state().netbird.proxy_token_expires) * 1000 - first.expiresAt!)).toBeLessThan(60_000);
     // Twenty days before the end of that year.
     const state = b.state();
     state.netbird.proxy_token_expires = String(Math.floor(Date.now() / 1000) + 20 * 86400);
@@ -617,23 +619,26 @@ describe("bootstrap.sh in the docker double", () => {
     const b = await bifrost();
     expect((await b.run()).code).toBe(0);
     // A re-run changes nothing, so Compose recreates no container; netbird-agent's probe has
-    // just timed out (a busy host) and fails for 1.5 s more. Compose's `up --wait` refuses an
-    // unhealthy container at once; the step waits for the next passing probe.
-    b.double.configure({ probeFailsUntil: { "netbird-agent": Date.now() + 1500 } });
+    // just timed out (a busy host): Compose's `up --wait` reads it unhealthy and refuses it at
+    // once, the step's own wait reads it unhealthy once more, then the probe passes again.
+    b.double.configure({ probeFails: { "netbird-agent": 3 } });
     const r = await b.run();
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/step netbird-agent: ok.*healthy again after its probe reported unhealthy 0s into the wait/);
+    expect(r.stdout).toMatch(/step netbird-agent: ok.*healthy again after its probe reported unhealthy \d+s into the wait/);
+    expect(b.double.config.probeFails).toEqual({ "netbird-agent": 0 });
     expect(b.double.events.filter((e) => e.service === "netbird-agent" && ["create", "recreate", "restart"].includes(e.kind))).toHaveLength(1);
   });
 
   it("says a probe reported a service unhealthy at once, not that it ran out of time, when it stays unhealthy (issue 29)", async () => {
     const b = await bifrost();
     expect((await b.run()).code).toBe(0);
-    b.double.configure({ probeFailsUntil: { "netbird-agent": Date.now() + 60_000 } });
+    b.double.configure({ probeFails: { "netbird-agent": Number.MAX_SAFE_INTEGER } });
     const started = Date.now();
     const r = await b.run({ env: { BIFROST_WAIT_TIMEOUT: "3" } });
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/ERROR: netbird-agent reported unhealthy by its probe at once and was still not healthy when the step's 3s ran out/);
+    // "at once" when Compose answered within the first second, as it does here unless the
+    // machine is very busy; then it says after how many seconds.
+    expect(r.stderr).toMatch(/ERROR: netbird-agent reported unhealthy by its probe (at once|after [12]s) and was still not healthy when the step's 3s ran out/);
     expect(r.stderr).not.toContain("did not become healthy within");
     // It waited for the step's deadline, not for nothing and not for ever.
     expect(Date.now() - started).toBeGreaterThanOrEqual(3000);
