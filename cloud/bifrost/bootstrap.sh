@@ -54,6 +54,7 @@ NETBIRD_CONFIG=""   # $DATA/netbird-config/config.yaml, mounted into netbird-ser
 # between rendering a changed config and restarting the service that reads it.
 NETBIRD_RESTART_PENDING=""
 MINTED=""
+REVOKED=0 # set by revoke_others (steps/netbird.sh)
 FINGERPRINT_KEY=""
 CURRENT_STEP=""
 STEP_STARTED=0

@@ -131,16 +131,24 @@ renew_netbird_pat() {
 revoke_replaced_pats() {
   local -
   set +x
-  local user_id keep tokens id revoked=0
+  local keep
   keep=$(state_get .netbird.pat_id)
   [[ -n $keep ]] || return 0
-  user_id=$(state_get .netbird.user_id)
-  tokens=$(api GET "$NETBIRD_API/api/users/$user_id/tokens" "$(netbird_pat)") || die "listing NetBird's PATs failed"
-  for id in $(KEEP=$keep jq -r '.[] | select((.name == "setup-token" or .name == "bifrost-bootstrap") and .id != env.KEEP) | .id' <<<"$tokens"); do
-    api DELETE "$NETBIRD_API/api/users/$user_id/tokens/$id" "$(netbird_pat)" >/dev/null || die "revoking a replaced NetBird PAT failed"
-    revoked=$((revoked + 1))
+  revoke_others PATs "$NETBIRD_API/api/users/$(state_get .netbird.user_id)/tokens" \
+    '.name == "setup-token" or .name == "bifrost-bootstrap"' "$keep"
+  ((REVOKED == 0)) || STEP_NOTE+=", ${REVOKED} replaced PAT(s) revoked"
+}
+
+# Deletes (revokes) each item of a NetBird list that the jq condition picks, but the one in
+# use; sets REVOKED to how many. A listed object's DELETE is its list's URL and its id.
+revoke_others() { # $1: what they are (for errors), $2: the list's URL, $3: jq condition on an item, $4: the id in use
+  local items id
+  REVOKED=0
+  items=$(api GET "$2" "$(netbird_pat)") || die "listing NetBird's $1 failed"
+  for id in $(KEEP=$4 jq -r ".[] | select(($3) and .id != env.KEEP) | .id" <<<"$items"); do
+    api DELETE "$2/$id" "$(netbird_pat)" >/dev/null || die "revoking one of NetBird's replaced $1 failed"
+    REVOKED=$((REVOKED + 1))
   done
-  ((revoked == 0)) || STEP_NOTE+=", ${revoked} replaced PAT(s) revoked"
 }
 
 # A proxy token for netbird-proxy, minted through NetBird's API when SOPS has none
@@ -181,15 +189,11 @@ step_netbird_tokens() {
 revoke_replaced_proxy_tokens() {
   local -
   set +x
-  local keep tokens id revoked=0
+  local keep
   keep=$(state_get .netbird.proxy_token_id)
   [[ -n $keep ]] && ! has_value NB_PROXY_TOKEN || return 0
-  tokens=$(api GET "$NETBIRD_API/api/reverse-proxies/proxy-tokens" "$(netbird_pat)") || die "listing NetBird's proxy tokens failed"
-  for id in $(KEEP=$keep jq -r '.[] | select(.name == "bifrost-proxy" and (.revoked | not) and .id != env.KEEP) | .id' <<<"$tokens"); do
-    api DELETE "$NETBIRD_API/api/reverse-proxies/proxy-tokens/$id" "$(netbird_pat)" >/dev/null || die "revoking a replaced NetBird proxy token failed"
-    revoked=$((revoked + 1))
-  done
-  ((revoked == 0)) || STEP_NOTE+="${STEP_NOTE:+, }${revoked} replaced proxy token(s) revoked"
+  revoke_others "proxy tokens" "$NETBIRD_API/api/reverse-proxies/proxy-tokens" '.name == "bifrost-proxy" and (.revoked | not)' "$keep"
+  ((REVOKED == 0)) || STEP_NOTE+="${STEP_NOTE:+, }${REVOKED} replaced proxy token(s) revoked"
 }
 
 # Authentik as an upstream identity provider of NetBird's embedded IdP, update-or-create by
