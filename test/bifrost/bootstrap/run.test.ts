@@ -634,14 +634,14 @@ describe("bootstrap.sh in the docker double", () => {
     expect((await b.run()).code).toBe(0);
     b.double.configure({ probeFails: { "netbird-agent": Number.MAX_SAFE_INTEGER } });
     const started = Date.now();
-    const r = await b.run({ env: { BIFROST_WAIT_TIMEOUT: "3" } });
+    const r = await b.run({ env: { BIFROST_WAIT_TIMEOUT: "6" } });
     expect(r.code).not.toBe(0);
     // "at once" when Compose answered within the first second, as it does here unless the
     // machine is very busy; then it says after how many seconds.
-    expect(r.stderr).toMatch(/ERROR: netbird-agent reported unhealthy by its probe (at once|after [12]s) and was still not healthy when the step's 3s ran out/);
+    expect(r.stderr).toMatch(/ERROR: netbird-agent reported unhealthy by its probe (at once|after [1-5]s) and was still not healthy when the step's 6s ran out/);
     expect(r.stderr).not.toContain("did not become healthy within");
     // It waited for the step's deadline, not for nothing and not for ever.
-    expect(Date.now() - started).toBeGreaterThanOrEqual(3000);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(6000);
   });
 
   it("reports every missing required secret at once and starts nothing", async () => {
@@ -672,7 +672,8 @@ describe("bootstrap.sh in the docker double", () => {
     // A probe that keeps failing is waited out until the step's deadline: a short one here.
     const failed = await b.run({ xtrace: true, env: { BIFROST_WAIT_TIMEOUT: "2" } });
     expect(failed.code).not.toBe(0);
-    expect(failed.stderr).toMatch(/netbird-dashboard reported unhealthy by its probe (at once|after \d+s)/);
+    // Compose reports it unhealthy at once, or, on a very busy machine, only at the deadline.
+    expect(failed.stderr).toMatch(/netbird-dashboard (reported unhealthy by its probe|did not become healthy)/);
     expectNoCanary(b, ok.stdout, ok.stderr, failed.stdout, failed.stderr);
     expect(failed.stderr).not.toContain("rotatedPostgresPassword-canary-0042");
   });
