@@ -44,7 +44,7 @@ readonly NETBIRD_BLUEPRINT="/blueprints/custom/netbird.yaml"
 readonly PAT_DAYS=365
 readonly PAT_RENEW_DAYS=30
 # A minted proxy token lives as long as the PAT and is renewed in the same last 30 days.
-readonly PROXY_TOKEN_DAYS=365
+readonly PROXY_TOKEN_DAYS=$PAT_DAYS
 
 declare -A CONF=()  # every NAME="value" of .env and .secrets.env
 DATA=""             # BIFROST_DATA, the data root

@@ -66,16 +66,11 @@ export class ApiServer {
       req.on("end", () => {
         const url = new URL(req.url ?? "/", "http://double");
         this.calls.push(`${req.method} ${url.pathname}${url.search}`);
-        let body: unknown;
-        try {
-          body = parseBody(raw, req.headers["content-type"]);
-        } catch {
-          body = undefined;
-        }
+        const body = parseBody(raw, req.headers["content-type"]);
         this.bodies.push(body);
         void (async (): Promise<Reply> => {
           try {
-            return await this.route(req.method ?? "GET", url, req.headers, parseBody(raw, req.headers["content-type"]));
+            return await this.route(req.method ?? "GET", url, req.headers, body);
           } catch (e) {
             return { status: 400, body: { message: `invalid request: ${(e as Error).message}`, code: 400 } };
           }

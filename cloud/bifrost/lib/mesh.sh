@@ -143,10 +143,8 @@ replace_default_policy() { # $1: the edge's peer ids (JSON; none before it joins
 # group, and the peer at the address the agent reports when it runs — an edge enrolled by an
 # older bootstrap is in no group of its own. None before the edge first joins.
 edge_peer_ids() { # $1: the peers, $2: the groups
-  local status edge_ip=""
-  if status=$(docker exec netbird-agent netbird status --json 2>/dev/null); then
-    edge_ip=$(jq -r '.netbirdIp // "" | split("/") | first' <<<"$status")
-  fi
+  local edge_ip
+  edge_ip=$(agent_address 2>/dev/null) || edge_ip=""
   jq -c --arg group "$EDGE_GROUP" --arg ip "$edge_ip" --argjson groups "$2" \
     '([$groups[] | select(.name == $group) | .peers[].id] + [.[] | select($ip != "" and .ip == $ip) | .id]) | unique' <<<"$1"
 }
@@ -154,11 +152,18 @@ edge_peer_ids() { # $1: the peers, $2: the groups
 # The edge's group holds the edge's peer and nothing else: its setup key put it there, and
 # this keeps it so whatever the dashboard did since.
 pin_edge_group() {
-  local status edge_ip peers edge_peer
-  status=$(docker exec netbird-agent netbird status --json) || die "netbird-agent did not tell its address (netbird status --json)"
-  edge_ip=$(jq -r '.netbirdIp | split("/") | first' <<<"$status")
+  local edge_ip peers edge_peer
+  edge_ip=$(agent_address) || die "netbird-agent did not tell its address (netbird status --json)"
   peers=$(api GET "$NETBIRD_API/api/peers" "$(netbird_pat)") || die "listing NetBird's peers failed"
   edge_peer=$(jq -r --arg ip "$edge_ip" 'map(select(.ip == $ip)) | first | .id // empty' <<<"$peers")
   [[ -n $edge_peer ]] || die "NetBird lists no peer at the edge's address; is netbird-agent connected?"
   set_group_peers "$EDGE_GROUP" "[\"$edge_peer\"]" "$(netbird_groups)"
+}
+
+# The edge's NetBird address as its running agent reports it (client/status OutputOverview
+# netbirdIp, "100.x.y.z/16"); fails while the agent does not run.
+agent_address() {
+  local status
+  status=$(docker exec netbird-agent netbird status --json) || return 1
+  jq -r '.netbirdIp // "" | split("/") | first' <<<"$status"
 }
